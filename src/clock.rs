@@ -1,0 +1,8 @@
+//! The wall clock, read only at the edges and passed into the engine as a number.
+
+use crate::engine::Timestamp;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> Timestamp {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as Timestamp)
+}

@@ -1,0 +1,1033 @@
+//! Loading and checking content: files in, a valid `Content` or every diagnostic out.
+//!
+//! Reading the folders is the only I/O here ([`read_dirs`]); [`from_sources`] is pure, so tests and
+//! benchmarks can load generated content. `check`, start-up and the tests all go through it.
+//!
+//! # Dialog files (`dialogs/*.toml`)
+//!
+//! ```toml
+//! [language.en]
+//! name = "English"
+//!
+//! [message.fallback]            # texts the engine needs, per language
+//! en = "Sorry, I don't know that yet."
+//!
+//! [command.menu]                # a slash command and where it leads
+//! goto = "menu"
+//! description.en = "Main menu"
+//!
+//! [flow.financing.country]      # flow `financing`, step `country`; the first step starts the flow
+//! say.en = "Which country is your business in?"
+//! ask = "country"               # capture a typed answer into a slot; country/sector/size/stage/need fill the profile
+//! expect = "country"            # a vocabulary kind, "text" or "pattern" (with `pattern = "regex"`)
+//! retry.en = "I don't know that country. Try its English name."
+//! skip_if_known = true          # skip when the profile already has it
+//! choices = "sector"            # buttons from the vocabulary that answer the slot of the same name
+//! buttons = [{ id = "yes", label.en = "Yes", goto = "next_step", set = { slot = "value" } }]
+//! branch = [{ slot = "need", is = "credit", goto = "credit_step" }]
+//! next = "other_flow.step"      # a step of this flow, a flow, or flow.step; default: the step written next
+//! action = "recommend"          # recommend | show | search | handoff | language | forget | subscribe | unsubscribe | cancel | back
+//!
+//! [intent.greeting]             # free text that leads somewhere
+//! patterns = ['^(hi|hello)\b']  # regexes on normalised text (lowercase, no accents or punctuation)
+//! keywords.en = ["hello"]
+//! examples.en = ["hello there"] # must be matched to this intent: checked on every load
+//! goto = "start"                # or reply.en = "..."
+//! ```
+//!
+//! # Knowledge files
+//!
+//! `knowledge/vocabulary.toml` defines `[region.*]`, `[country.*]` (with `region`), `[sector.*]`,
+//! `[need.*]`, `[size.*]`, `[stage.*]`, each with `name.<lang>` and optional `synonyms.<lang>`, plus
+//! `[synonyms]` (groups of interchangeable words per language) and `[stopwords]`.
+//! Every other `knowledge/**/*.toml` holds one entry; see `knowledge/README.md`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::reader::{File, Table, did_you_mean};
+use super::*;
+use crate::matching::{Index, Match};
+
+/// One content file's path (as shown in diagnostics) and text.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// Reads `dialogs/*.toml` and `knowledge/**/*.toml`, sorted by path.
+pub fn read_dirs(dialogs: &Path, knowledge: &Path) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    for dir in [dialogs, knowledge] {
+        collect(dir, &mut files, &mut diags);
+    }
+    if diags.is_empty() { Ok(files) } else { Err(diags) }
+}
+
+fn collect(dir: &Path, files: &mut Vec<SourceFile>, diags: &mut Vec<Diagnostic>) {
+    let read = match std::fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(e) => {
+            let loc = Loc { path: dir.display().to_string(), line: 1, col: 1 };
+            diags.push(Diagnostic { loc, message: format!("cannot read the folder: {e}") });
+            return;
+        }
+    };
+    let mut paths: Vec<_> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            collect(&path, files, diags);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => files.push(SourceFile { path: path.display().to_string(), text }),
+                Err(e) => {
+                    let loc = Loc { path: path.display().to_string(), line: 1, col: 1 };
+                    diags.push(Diagnostic { loc, message: format!("cannot read the file: {e}") });
+                }
+            }
+        }
+    }
+}
+
+/// Reads and loads the content folders.
+pub fn load_dirs(dialogs: &Path, knowledge: &Path) -> Result<Content, Vec<Diagnostic>> {
+    let files = read_dirs(dialogs, knowledge)?;
+    let dialogs_prefix = dialogs.display().to_string();
+    from_sources(&files, |path| path.starts_with(&dialogs_prefix))
+}
+
+/// Builds content from files; `is_dialog` tells dialog files from knowledge files.
+/// A knowledge file named `vocabulary.toml` is the vocabulary; every other one is an entry.
+pub fn from_sources(files: &[SourceFile], is_dialog: impl Fn(&str) -> bool) -> Result<Content, Vec<Diagnostic>> {
+    let mut b = Builder::default();
+    for source in files {
+        let file = File::new(&source.path, &source.text);
+        if let Some(root) = file.parse() {
+            let table = Table::root(&file, &root);
+            if is_dialog(&source.path) {
+                b.dialog_file(table);
+            } else if Path::new(&source.path).file_name().is_some_and(|n| n == "vocabulary.toml") {
+                b.vocabulary_file(table);
+            } else {
+                b.entry_file(table);
+            }
+        }
+        b.diags.extend(file.into_diagnostics());
+    }
+    b.finish()
+}
+
+#[derive(Default)]
+struct Builder {
+    diags: Vec<Diagnostic>,
+    languages: Vec<(Language, Loc)>,
+    messages: Vec<(String, Spanned<LangText>, Loc)>,
+    commands: Vec<(CommandDef, Loc)>,
+    flows: Vec<Flow>,
+    /// Targets as written, checked once every flow is known: (flow, step index, where, text).
+    pending_targets: Vec<PendingTarget>,
+    intents: Vec<Intent>,
+    terms: Vec<(Term, Loc)>,
+    synonyms: BTreeMap<String, Vec<Vec<String>>>,
+    stopwords: BTreeMap<String, Vec<String>>,
+    entries: Vec<Entry>,
+    /// Every text with its language keys, checked once the languages are known.
+    texts: Vec<(Loc, String, Vec<String>)>,
+    /// Vocabulary references made by entries and steps: (kind accepted, id, where).
+    term_refs: Vec<(Vec<VocabKind>, String, Loc)>,
+    entry_refs: Vec<(String, Loc)>,
+    vocabulary_seen: bool,
+}
+
+enum TargetSlot {
+    Next,
+    Button(usize),
+    Branch(usize),
+    Command(usize),
+    Intent(usize),
+}
+
+struct PendingTarget {
+    flow: String,
+    step: usize,
+    slot: TargetSlot,
+    raw: String,
+    loc: Loc,
+}
+
+fn err(diags: &mut Vec<Diagnostic>, loc: &Loc, message: impl Into<String>) {
+    diags.push(Diagnostic { loc: loc.clone(), message: message.into() });
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+impl Builder {
+    fn id_check(&mut self, file: &File<'_>, key: &Spanned<std::borrow::Cow<'_, str>>, what: &str) -> Option<String> {
+        let id = key.get_ref().to_string();
+        if valid_id(&id) {
+            Some(id)
+        } else {
+            file.error(&key.span(), format!("{what} id `{id}` must be 1-32 characters of a-z, 0-9, `_` and `-`"));
+            None
+        }
+    }
+
+    fn lang_text(&mut self, table: &Table<'_, '_>, key: &'static str, required: bool) -> Option<LangText> {
+        match table.lang_text(key) {
+            Some(text) => {
+                let loc = table.file.loc(text.span().start);
+                for value in text.get_ref().values() {
+                    if value.chars().count() > MAX_TEXT_CHARS {
+                        err(&mut self.diags, &loc, format!("`{key}` is longer than Telegram's {MAX_TEXT_CHARS} characters"));
+                    }
+                }
+                self.texts.push((loc, key.to_string(), text.get_ref().keys().cloned().collect()));
+                Some(text.into_inner())
+            }
+            None => {
+                if required {
+                    table.file.error(&table.span, format!("missing required key `{key}` (write `{key}.en = \"...\"`)"));
+                }
+                None
+            }
+        }
+    }
+
+    fn dialog_file(&mut self, root: Table<'_, '_>) {
+        if let Some(languages) = root.table("language") {
+            for (code, value) in languages.entries() {
+                let Some(t) = Table::new(root.file, value, "a language") else { continue };
+                let loc = t.loc();
+                if let Some(name) = t.req_str("name") {
+                    self.languages.push((Language { code: code.get_ref().to_string(), name: name.into_inner() }, loc));
+                }
+                t.finish();
+            }
+        }
+        if let Some(messages) = root.table("message") {
+            for (key, value) in messages.entries() {
+                let Some(t) = Table::new(root.file, value, "a message") else { continue };
+                let mut text = LangText::new();
+                for (lang, v) in t.entries() {
+                    match v.get_ref() {
+                        toml::de::DeValue::String(s) => {
+                            text.insert(lang.get_ref().to_string(), s.to_string());
+                        }
+                        _ => root.file.error(&v.span(), "a message text must be a string"),
+                    }
+                }
+                let loc = root.file.loc(key.span().start);
+                self.texts.push((loc.clone(), format!("message.{}", key.get_ref()), text.keys().cloned().collect()));
+                self.messages.push((key.get_ref().to_string(), Spanned::new(t.span.clone(), text), loc));
+            }
+        }
+        if let Some(commands) = root.table("command") {
+            for (name, value) in commands.entries() {
+                let Some(t) = Table::new(root.file, value, "a command") else { continue };
+                let loc = root.file.loc(name.span().start);
+                let name = name.get_ref().to_string();
+                if name.is_empty() || name.len() > 32 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                    err(&mut self.diags, &loc, format!("command `{name}` must be 1-32 characters of a-z, 0-9 and `_`"));
+                }
+                let goto = t.req_str("goto");
+                let description = self.lang_text(&t, "description", true).unwrap_or_default();
+                for d in description.values() {
+                    if d.chars().count() > 256 {
+                        err(&mut self.diags, &loc, "a command description must be at most 256 characters");
+                    }
+                }
+                let role = t.str("role").map(Spanned::into_inner);
+                if let Some(role) = &role
+                    && !["staff", "agency", "admin"].contains(&role.as_str())
+                {
+                    err(&mut self.diags, &loc, format!("unknown role `{role}`; roles are staff, agency and admin"));
+                }
+                t.finish();
+                if let Some(goto) = goto {
+                    let index = self.commands.len();
+                    let gloc = root.file.loc(goto.span().start);
+                    self.pending_targets.push(PendingTarget {
+                        flow: String::new(),
+                        step: 0,
+                        slot: TargetSlot::Command(index),
+                        raw: goto.into_inner(),
+                        loc: gloc,
+                    });
+                    let placeholder = Target { flow: String::new(), step: String::new() };
+                    self.commands.push((CommandDef { name, goto: placeholder, description, role }, loc));
+                }
+            }
+        }
+        if let Some(flows) = root.table("flow") {
+            for (flow_key, value) in flows.entries() {
+                let Some(flow_id) = self.id_check(root.file, flow_key, "flow") else { continue };
+                let Some(t) = Table::new(root.file, value, "a flow") else { continue };
+                let loc = root.file.loc(flow_key.span().start);
+                let mut flow = Flow { id: flow_id.clone(), steps: Vec::new(), loc };
+                for (step_key, step_value) in t.entries() {
+                    let Some(step_id) = self.id_check(root.file, step_key, "step") else { continue };
+                    let Some(st) = Table::new(root.file, step_value, "a step") else { continue };
+                    let index = flow.steps.len();
+                    let step = self.step(&flow_id, index, step_id, st);
+                    if flow.steps.iter().any(|s| s.id == step.id) {
+                        err(&mut self.diags, &step.loc, format!("duplicate step `{}` in flow `{flow_id}`", step.id));
+                    }
+                    flow.steps.push(step);
+                }
+                if flow.steps.is_empty() {
+                    err(&mut self.diags, &flow.loc, format!("flow `{flow_id}` has no steps"));
+                }
+                self.flows.push(flow);
+            }
+        }
+        if let Some(intents) = root.table("intent") {
+            for (key, value) in intents.entries() {
+                let Some(id) = self.id_check(root.file, key, "intent") else { continue };
+                let Some(t) = Table::new(root.file, value, "an intent") else { continue };
+                let loc = root.file.loc(key.span().start);
+                let mut patterns = Vec::new();
+                for p in t.str_list("patterns").unwrap_or_default() {
+                    match regex::Regex::new(p.get_ref()) {
+                        Ok(re) => patterns.push(re),
+                        Err(e) => root.file.error(&p.span(), format!("regex does not compile: {}", one_line(&e.to_string()))),
+                    }
+                }
+                let keywords = t
+                    .lang_list("keywords")
+                    .into_iter()
+                    .map(|(l, ws)| (l, ws.into_iter().map(Spanned::into_inner).collect()))
+                    .collect::<BTreeMap<_, Vec<_>>>();
+                let examples = t
+                    .lang_list("examples")
+                    .into_iter()
+                    .map(|(l, ws)| (l, ws.into_iter().map(|w| (root.file.loc(w.span().start), w.into_inner())).collect()))
+                    .collect::<BTreeMap<_, Vec<_>>>();
+                for lang in keywords.keys().chain(examples.keys()) {
+                    self.texts.push((loc.clone(), format!("intent.{id}"), vec![lang.clone()]));
+                }
+                let goto = t.str("goto");
+                let reply = self.lang_text(&t, "reply", false);
+                if goto.is_some() == reply.is_some() {
+                    err(&mut self.diags, &loc, format!("intent `{id}` needs exactly one of `goto` and `reply`"));
+                }
+                if patterns.is_empty() && keywords.is_empty() {
+                    err(&mut self.diags, &loc, format!("intent `{id}` needs `patterns` or `keywords`"));
+                }
+                t.finish();
+                let index = self.intents.len();
+                if let Some(goto) = goto {
+                    let gloc = root.file.loc(goto.span().start);
+                    self.pending_targets.push(PendingTarget {
+                        flow: String::new(),
+                        step: 0,
+                        slot: TargetSlot::Intent(index),
+                        raw: goto.into_inner(),
+                        loc: gloc,
+                    });
+                }
+                self.intents.push(Intent { id, patterns, keywords, examples, goto: None, reply, loc });
+            }
+        }
+        root.finish();
+    }
+
+    fn step(&mut self, flow: &str, index: usize, id: String, t: Table<'_, '_>) -> Step {
+        let file = t.file;
+        let loc = t.loc();
+        let say = self.lang_text(&t, "say", false);
+        let choices = t.str("choices").and_then(|c| match VocabKind::parse(c.get_ref()) {
+            Some(kind) if kind != VocabKind::Region => Some(kind),
+            _ => {
+                let hint = did_you_mean(c.get_ref(), ["country", "sector", "need", "size", "stage"]);
+                file.error(&c.span(), format!("unknown vocabulary kind `{}`{hint}", c.get_ref()));
+                None
+            }
+        });
+        let ask_slot = t.str("ask");
+        let expect = t.str("expect");
+        let pattern = t.str("pattern");
+        let max_chars = t.int("max_chars");
+        let retry = self.lang_text(&t, "retry", false);
+        let ask = match (ask_slot, choices) {
+            (Some(slot), _) => {
+                let slot_name = slot.get_ref().clone();
+                if !valid_id(&slot_name) {
+                    file.error(&slot.span(), format!("slot name `{slot_name}` must be a-z, 0-9 and `_`"));
+                }
+                let expect = match expect.as_ref().map(|e| e.get_ref().as_str()) {
+                    None => match VocabKind::parse(&slot_name) {
+                        Some(kind) => Expect::Term(kind),
+                        None => Expect::Text { max_chars: 1000 },
+                    },
+                    Some("text") => Expect::Text { max_chars: max_chars.map_or(1000, |m| m.into_inner().max(1) as usize) },
+                    Some("pattern") => match &pattern {
+                        Some(p) => match regex::Regex::new(p.get_ref()) {
+                            Ok(re) => Expect::Pattern(re),
+                            Err(e) => {
+                                file.error(&p.span(), format!("regex does not compile: {}", one_line(&e.to_string())));
+                                Expect::Text { max_chars: 1000 }
+                            }
+                        },
+                        None => {
+                            err(&mut self.diags, &loc, "`expect = \"pattern\"` needs `pattern = \"...\"`");
+                            Expect::Text { max_chars: 1000 }
+                        }
+                    },
+                    Some(other) => match VocabKind::parse(other) {
+                        Some(kind) => Expect::Term(kind),
+                        None => {
+                            let e = expect.as_ref().expect("matched Some");
+                            let hint = did_you_mean(other, ["country", "sector", "need", "size", "stage", "text", "pattern"]);
+                            file.error(&e.span(), format!("unknown `expect` value `{other}`{hint}"));
+                            Expect::Text { max_chars: 1000 }
+                        }
+                    },
+                };
+                Some(Ask { slot: slot_name, expect, retry: retry.unwrap_or_default() })
+            }
+            (None, Some(kind)) => Some(Ask { slot: kind.name().to_string(), expect: Expect::Term(kind), retry: retry.unwrap_or_default() }),
+            (None, None) => {
+                if let Some(e) = &expect {
+                    file.error(&e.span(), "`expect` needs `ask`");
+                }
+                None
+            }
+        };
+        let skip_if_known = t.bool("skip_if_known").unwrap_or(false);
+        let set = read_set(&t);
+        let mut buttons = Vec::new();
+        for b in t.table_list("buttons") {
+            let bloc = b.loc();
+            let label = self.lang_text(&b, "label", true).unwrap_or_default();
+            for l in label.values() {
+                if l.chars().count() > MAX_LABEL_CHARS {
+                    err(
+                        &mut self.diags,
+                        &bloc,
+                        format!("button label \"{l}\" is longer than {MAX_LABEL_CHARS} characters, too long for a phone"),
+                    );
+                }
+            }
+            let goto = b.str("goto");
+            let set = read_set(&b);
+            let bid = b
+                .str("id")
+                .map(Spanned::into_inner)
+                .or_else(|| goto.as_ref().map(|g| g.get_ref().replace('.', "_")))
+                .unwrap_or_else(|| format!("b{}", buttons.len()));
+            if !valid_id(&bid) {
+                err(&mut self.diags, &bloc, format!("button id `{bid}` must be 1-32 characters of a-z, 0-9, `_` and `-`"));
+            }
+            let data = format!("s:{flow}:{id}:{bid}");
+            if data.len() > MAX_BUTTON_DATA_BYTES {
+                err(
+                    &mut self.diags,
+                    &bloc,
+                    format!(
+                        "button data `{data}` is longer than Telegram's {MAX_BUTTON_DATA_BYTES} bytes; use shorter flow, step or button ids"
+                    ),
+                );
+            }
+            if let Some(goto) = &goto {
+                let gloc = file.loc(goto.span().start);
+                self.pending_targets.push(PendingTarget {
+                    flow: flow.to_string(),
+                    step: index,
+                    slot: TargetSlot::Button(buttons.len()),
+                    raw: goto.get_ref().clone(),
+                    loc: gloc,
+                });
+            }
+            b.finish();
+            buttons.push(ButtonDef { id: bid, label, goto: None, set });
+        }
+        let mut branch = Vec::new();
+        for b in t.table_list("branch") {
+            let bloc = b.loc();
+            let (slot, is, goto) = (b.req_str("slot"), b.req_str("is"), b.req_str("goto"));
+            b.finish();
+            if let (Some(slot), Some(is), Some(goto)) = (slot, is, goto) {
+                if let Some(kind) = VocabKind::parse(slot.get_ref()) {
+                    self.term_refs.push((vec![kind], is.get_ref().clone(), file.loc(is.span().start)));
+                }
+                self.pending_targets.push(PendingTarget {
+                    flow: flow.to_string(),
+                    step: index,
+                    slot: TargetSlot::Branch(branch.len()),
+                    raw: goto.into_inner(),
+                    loc: bloc,
+                });
+                branch.push(Branch {
+                    slot: slot.into_inner(),
+                    is: is.into_inner(),
+                    goto: Target { flow: String::new(), step: String::new() },
+                });
+            }
+        }
+        if let Some(next) = t.str("next") {
+            let nloc = file.loc(next.span().start);
+            self.pending_targets.push(PendingTarget {
+                flow: flow.to_string(),
+                step: index,
+                slot: TargetSlot::Next,
+                raw: next.into_inner(),
+                loc: nloc,
+            });
+        }
+        let need = t.str("need");
+        let kind = t.str("kind");
+        let entry = t.str("entry");
+        let slot = t.str("slot");
+        let action = t.str("action").and_then(|a| {
+            let aloc = file.loc(a.span().start);
+            match a.get_ref().as_str() {
+                "recommend" => {
+                    let need = need.as_ref().map(|n| {
+                        self.term_refs.push((vec![VocabKind::Need], n.get_ref().clone(), file.loc(n.span().start)));
+                        n.get_ref().clone()
+                    });
+                    let kind = kind.as_ref().and_then(|k| {
+                        let parsed = Kind::parse(k.get_ref());
+                        if parsed.is_none() {
+                            let hint = did_you_mean(k.get_ref(), Kind::ALL.iter().map(|k| k.name()));
+                            file.error(&k.span(), format!("unknown kind `{}`{hint}", k.get_ref()));
+                        }
+                        parsed
+                    });
+                    Some(Action::Recommend { need, kind })
+                }
+                "show" => match &entry {
+                    Some(e) => {
+                        self.entry_refs.push((e.get_ref().clone(), file.loc(e.span().start)));
+                        Some(Action::Show { entry: e.get_ref().clone() })
+                    }
+                    None => {
+                        err(&mut self.diags, &aloc, "`action = \"show\"` needs `entry = \"...\"`");
+                        None
+                    }
+                },
+                "search" => match &slot {
+                    Some(s) => Some(Action::Search { slot: s.get_ref().clone() }),
+                    None => {
+                        err(&mut self.diags, &aloc, "`action = \"search\"` needs `slot = \"...\"`");
+                        None
+                    }
+                },
+                "handoff" => Some(Action::Handoff { slot: slot.as_ref().map(|s| s.get_ref().clone()) }),
+                "language" => Some(Action::Language),
+                "forget" => Some(Action::Forget),
+                "subscribe" => Some(Action::Subscribe { active: true }),
+                "unsubscribe" => Some(Action::Subscribe { active: false }),
+                "cancel" => Some(Action::Cancel),
+                "back" => Some(Action::Back),
+                other => {
+                    let hint = did_you_mean(
+                        other,
+                        ["recommend", "show", "search", "handoff", "language", "forget", "subscribe", "unsubscribe", "cancel", "back"],
+                    );
+                    file.error(&a.span(), format!("unknown action `{other}`{hint}"));
+                    None
+                }
+            }
+        });
+        t.finish();
+        let step = Step { id, say, set, ask, choices, buttons, branch, next: None, action, skip_if_known, loc };
+        if step.action.is_some() && step.waits() {
+            err(&mut self.diags, &step.loc, "a step with an `action` cannot also wait for an answer (`ask`, `choices` or `buttons`)");
+        }
+        if step.say.is_none() && step.action.is_none() && !step.waits() {
+            err(&mut self.diags, &step.loc, "a step must `say` something, wait for an answer or end in an `action`");
+        }
+        step
+    }
+
+    fn vocabulary_file(&mut self, root: Table<'_, '_>) {
+        self.vocabulary_seen = true;
+        for kind in VocabKind::ALL {
+            let Some(table) = root.table(kind.name()) else {
+                if kind != VocabKind::Region {
+                    root.file.error(&root.span, format!("the vocabulary defines no `[{}.*]` terms", kind.name()));
+                }
+                continue;
+            };
+            for (key, value) in table.entries() {
+                let Some(id) = self.id_check(root.file, key, kind.name()) else { continue };
+                let Some(t) = Table::new(root.file, value, "a term") else { continue };
+                let loc = root.file.loc(key.span().start);
+                let name = self.lang_text(&t, "name", true).unwrap_or_default();
+                for n in name.values() {
+                    if n.chars().count() > MAX_LABEL_CHARS {
+                        err(
+                            &mut self.diags,
+                            &loc,
+                            format!("name \"{n}\" is longer than {MAX_LABEL_CHARS} characters, too long for a button"),
+                        );
+                    }
+                }
+                let synonyms =
+                    t.lang_list("synonyms").into_iter().map(|(l, ws)| (l, ws.into_iter().map(Spanned::into_inner).collect())).collect();
+                let region = if kind == VocabKind::Country {
+                    let r = t.req_str("region");
+                    if let Some(r) = &r {
+                        self.term_refs.push((vec![VocabKind::Region], r.get_ref().clone(), root.file.loc(r.span().start)));
+                    }
+                    r.map(Spanned::into_inner)
+                } else {
+                    None
+                };
+                t.finish();
+                if id == GLOBAL || id == ANY {
+                    err(&mut self.diags, &loc, format!("`{id}` is built in and cannot be defined"));
+                }
+                self.terms.push((Term { id, kind, name, synonyms, region }, loc));
+            }
+        }
+        if let Some(t) = root.table("synonyms") {
+            for (lang, value) in t.entries() {
+                let mut groups = Vec::new();
+                if let toml::de::DeValue::Array(items) = value.get_ref() {
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            toml::de::DeValue::Array(words) => {
+                                let group: Vec<String> = words.iter().filter_map(|w| w.get_ref().as_str().map(str::to_string)).collect();
+                                if group.len() < 2 || group.len() != words.len() {
+                                    root.file.error(&item.span(), "a synonym group must be a list of at least two strings");
+                                }
+                                groups.push(group);
+                            }
+                            _ => root.file.error(&item.span(), "`synonyms` must be a list of lists of words"),
+                        }
+                    }
+                } else {
+                    root.file.error(&value.span(), "`synonyms` must be a list of lists of words");
+                }
+                self.synonyms.insert(lang.get_ref().to_string(), groups);
+            }
+        }
+        for (lang, words) in root.lang_list("stopwords") {
+            self.stopwords.insert(lang, words.into_iter().map(Spanned::into_inner).collect());
+        }
+        root.finish();
+    }
+
+    fn entry_file(&mut self, t: Table<'_, '_>) {
+        let file = t.file;
+        let loc = t.loc();
+        let id = t.req_str("id");
+        let kind = t.req_str("kind").and_then(|k| {
+            let parsed = Kind::parse(k.get_ref());
+            if parsed.is_none() {
+                let hint = did_you_mean(k.get_ref(), Kind::ALL.iter().map(|k| k.name()));
+                file.error(&k.span(), format!("unknown kind `{}`{hint}", k.get_ref()));
+            }
+            parsed
+        });
+        let mut list = |key: &'static str, kinds: Vec<VocabKind>, builtin: Option<&str>| -> Vec<String> {
+            let Some(items) = t.str_list(key) else {
+                file.error(&t.span, format!("missing required key `{key}`"));
+                return Vec::new();
+            };
+            if items.is_empty() {
+                file.error(&t.span, format!("`{key}` must name at least one term"));
+            }
+            for item in &items {
+                if Some(item.get_ref().as_str()) != builtin {
+                    self.term_refs.push((kinds.clone(), item.get_ref().clone(), file.loc(item.span().start)));
+                }
+            }
+            items.into_iter().map(Spanned::into_inner).collect()
+        };
+        let countries = list("countries", vec![VocabKind::Country, VocabKind::Region], Some(GLOBAL));
+        let sectors = list("sectors", vec![VocabKind::Sector], Some(ANY));
+        let needs = list("needs", vec![VocabKind::Need], None);
+        let audience = match t.str("audience") {
+            None => Audience::Sme,
+            Some(a) => match a.get_ref().as_str() {
+                "sme" => Audience::Sme,
+                "agency" => Audience::Agency,
+                other => {
+                    file.error(&a.span(), format!("unknown audience `{other}`; use \"sme\" or \"agency\""));
+                    Audience::Sme
+                }
+            },
+        };
+        let reviewed = t.date("reviewed");
+        let (mut document, mut paragraphs) = (String::new(), Vec::new());
+        match t.table("source") {
+            Some(s) => {
+                document = s.req_str("document").map(Spanned::into_inner).unwrap_or_default();
+                match s.int_list("paragraphs") {
+                    Some(p) if !p.is_empty() => paragraphs = p.into_iter().map(Spanned::into_inner).collect(),
+                    _ => file.error(&s.span, "`source.paragraphs` must list the paragraph numbers the entry rests on"),
+                }
+                s.finish();
+            }
+            None => file.error(&t.span, "missing required key `source` (write `source = { document = \"...\", paragraphs = [..] }`)"),
+        }
+        let keywords = t.str_list("keywords").unwrap_or_default().into_iter().map(Spanned::into_inner).collect();
+        let mut texts = BTreeMap::new();
+        let known = ["id", "kind", "countries", "sectors", "needs", "audience", "reviewed", "source", "keywords"];
+        for (lang, value) in t.entries() {
+            let lang = lang.get_ref().to_string();
+            if known.contains(&lang.as_str()) {
+                continue;
+            }
+            // Only tables are language sections; any other unknown key is reported by `finish`.
+            if !matches!(value.get_ref(), toml::de::DeValue::Table(_)) {
+                continue;
+            }
+            let Some(lt) = Table::new(file, value, &format!("`{lang}`")) else { continue };
+            texts.insert(lang.clone(), self.entry_text(&lt));
+            self.texts.push((lt.loc(), format!("[{lang}]"), vec![lang]));
+            lt.finish();
+        }
+        let reviewed = reviewed.map(Spanned::into_inner).unwrap_or_default();
+        let (Some(id), Some(kind)) = (id, kind) else {
+            finish_entry(t, &texts);
+            return;
+        };
+        if !valid_id(id.get_ref()) {
+            file.error(&id.span(), format!("entry id `{}` must be 1-32 characters of a-z, 0-9, `_` and `-`", id.get_ref()));
+        }
+        if !texts.contains_key(DEFAULT_LANG) {
+            err(&mut self.diags, &loc, format!("entry `{}` has no `[{DEFAULT_LANG}]` texts", id.get_ref()));
+        }
+        finish_entry(t, &texts);
+        self.entries.push(Entry {
+            id: id.into_inner(),
+            kind,
+            countries,
+            sectors,
+            needs,
+            audience,
+            reviewed,
+            document,
+            paragraphs,
+            keywords,
+            texts,
+            loc,
+        });
+    }
+
+    fn entry_text(&mut self, t: &Table<'_, '_>) -> EntryText {
+        let file = t.file;
+        let field = |key: &'static str, max: usize| -> String {
+            match t.req_str(key) {
+                Some(s) => {
+                    let n = s.get_ref().chars().count();
+                    if n > max {
+                        file.error(&s.span(), format!("`{key}` has {n} characters; keep it under {max}"));
+                    }
+                    if s.get_ref().trim().is_empty() {
+                        file.error(&s.span(), format!("`{key}` is empty"));
+                    }
+                    s.into_inner()
+                }
+                None => String::new(),
+            }
+        };
+        let name = field("name", 80);
+        let short = field("short", MAX_LABEL_CHARS);
+        let provider = field("provider", 120);
+        let summary = field("summary", MAX_SUMMARY_CHARS);
+        let offers = field("offers", 900);
+        let eligible = field("eligible", 600);
+        let approach = field("approach", 600);
+        let examples: Vec<_> =
+            t.str_list("examples").unwrap_or_default().into_iter().map(|e| (file.loc(e.span().start), e.into_inner())).collect();
+        if examples.is_empty() {
+            file.error(&t.span, "an entry needs `examples`: questions that should lead to it");
+        }
+        EntryText { name, short, provider, summary, offers, eligible, approach, examples }
+    }
+
+    fn finish(mut self) -> Result<Content, Vec<Diagnostic>> {
+        let mut diags = std::mem::take(&mut self.diags);
+        // Languages.
+        let mut languages: Vec<Language> = Vec::new();
+        for (lang, loc) in &self.languages {
+            if languages.iter().any(|l| l.code == lang.code) {
+                err(&mut diags, loc, format!("duplicate language `{}`", lang.code));
+            } else {
+                languages.push(lang.clone());
+            }
+        }
+        let first_loc = self.flows.first().map(|f| f.loc.clone()).unwrap_or_default();
+        if !languages.iter().any(|l| l.code == DEFAULT_LANG) {
+            err(&mut diags, &first_loc, format!("no `[language.{DEFAULT_LANG}]` is defined"));
+        }
+        let codes: Vec<&str> = languages.iter().map(|l| l.code.as_str()).collect();
+        for (loc, key, langs) in &self.texts {
+            for lang in langs {
+                if !codes.contains(&lang.as_str()) {
+                    let hint = did_you_mean(lang, codes.iter().copied());
+                    err(&mut diags, loc, format!("`{key}` uses language `{lang}`, which no `[language.*]` defines{hint}"));
+                }
+            }
+            if !langs.is_empty() && !langs.iter().any(|l| l == DEFAULT_LANG) && !key.starts_with("intent.") && !key.starts_with('[') {
+                err(&mut diags, loc, format!("`{key}` has no `{DEFAULT_LANG}` text"));
+            }
+        }
+        // Messages.
+        let mut messages = HashMap::new();
+        for (key, text, loc) in self.messages {
+            let allowed = REQUIRED_MESSAGES.iter().find(|(k, _)| *k == key).map(|(_, p)| *p);
+            for value in text.get_ref().values() {
+                for p in placeholders(value) {
+                    match allowed {
+                        Some(allowed) if !allowed.contains(&p) => {
+                            let hint = did_you_mean(p, allowed.iter().copied());
+                            err(&mut diags, &loc, format!("message `{key}` uses placeholder `{{{p}}}`, which it does not get{hint}"));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if messages.insert(key.clone(), text.into_inner()).is_some() {
+                err(&mut diags, &loc, format!("duplicate message `{key}`"));
+            }
+        }
+        for (key, _) in REQUIRED_MESSAGES {
+            if !messages.contains_key(*key) {
+                err(&mut diags, &first_loc, format!("missing message `{key}`, which the engine needs"));
+            }
+        }
+        // Flows and targets.
+        let mut flows: BTreeMap<String, Flow> = BTreeMap::new();
+        for flow in self.flows {
+            if let Some(old) = flows.get(&flow.id) {
+                err(&mut diags, &flow.loc, format!("duplicate flow `{}` (first defined at {})", flow.id, old.loc));
+            } else {
+                flows.insert(flow.id.clone(), flow);
+            }
+        }
+        for required in ["start", "menu"] {
+            if !flows.contains_key(required) {
+                err(&mut diags, &first_loc, format!("missing flow `{required}`, which the engine needs"));
+            }
+        }
+        let mut commands: Vec<(CommandDef, Loc)> = self.commands;
+        for p in self.pending_targets {
+            let Some(target) = resolve(&flows, &p.flow, &p.raw) else {
+                let current = p.flow.as_str();
+                let candidates: Vec<String> = flows
+                    .values()
+                    .flat_map(|f| {
+                        f.steps
+                            .iter()
+                            .map(move |s| if f.id == current { s.id.clone() } else { format!("{}.{}", f.id, s.id) })
+                            .chain([f.id.clone()])
+                    })
+                    .collect();
+                let hint = did_you_mean(&p.raw, candidates.iter().map(String::as_str));
+                err(&mut diags, &p.loc, format!("`{}` names no step or flow{hint}", p.raw));
+                continue;
+            };
+            match p.slot {
+                TargetSlot::Command(i) => commands[i].0.goto = target,
+                TargetSlot::Intent(i) => self.intents[i].goto = Some(target),
+                TargetSlot::Next => flows.get_mut(&p.flow).expect("flow exists").steps[p.step].next = Some(target),
+                TargetSlot::Button(b) => flows.get_mut(&p.flow).expect("flow exists").steps[p.step].buttons[b].goto = Some(target),
+                TargetSlot::Branch(b) => flows.get_mut(&p.flow).expect("flow exists").steps[p.step].branch[b].goto = target,
+            }
+        }
+        // Without `next`, a step leads to the one written after it; the last step ends the flow.
+        for flow in flows.values_mut() {
+            let ids: Vec<String> = flow.steps.iter().map(|s| s.id.clone()).collect();
+            for (i, step) in flow.steps.iter_mut().enumerate() {
+                if step.next.is_none() && step.action.is_none() && i + 1 < ids.len() {
+                    step.next = Some(Target { flow: flow.id.clone(), step: ids[i + 1].clone() });
+                }
+            }
+        }
+        let mut command_map = BTreeMap::new();
+        for (command, loc) in commands {
+            if command_map.contains_key(&command.name) {
+                err(&mut diags, &loc, format!("duplicate command `{}`", command.name));
+            }
+            command_map.insert(command.name.clone(), command);
+        }
+        // Placeholders in step texts name a slot.
+        let profile_slots = ["country", "sector", "size", "stage", "need", "needs"];
+        for flow in flows.values() {
+            let slots: BTreeSet<&str> = flow
+                .steps
+                .iter()
+                .filter_map(|s| s.ask.as_ref().map(|a| a.slot.as_str()))
+                .chain(
+                    flow.steps
+                        .iter()
+                        .flat_map(|s| s.buttons.iter().flat_map(|b| b.set.iter()).chain(s.set.iter()).map(|(k, _)| k.as_str())),
+                )
+                .chain(profile_slots)
+                .collect();
+            for step in &flow.steps {
+                for text in step.say.iter().chain(step.ask.as_ref().map(|a| &a.retry)) {
+                    for value in text.values() {
+                        for p in placeholders(value) {
+                            if !slots.contains(p) {
+                                let hint = did_you_mean(p, slots.iter().copied());
+                                err(&mut diags, &step.loc, format!("placeholder `{{{p}}}` names no slot of flow `{}`{hint}", flow.id));
+                            }
+                        }
+                    }
+                }
+                if let Some(Action::Search { slot }) | Some(Action::Handoff { slot: Some(slot) }) = &step.action
+                    && !slots.contains(slot.as_str())
+                {
+                    err(&mut diags, &step.loc, format!("`slot = \"{slot}\"` names no slot of flow `{}`", flow.id));
+                }
+                for (k, v) in step.buttons.iter().flat_map(|b| b.set.iter()).chain(step.set.iter()) {
+                    if let Some(kind) = VocabKind::parse(k) {
+                        self.term_refs.push((vec![kind], v.clone(), step.loc.clone()));
+                    }
+                }
+            }
+        }
+        // Vocabulary.
+        if !self.vocabulary_seen {
+            err(&mut diags, &Loc { path: "knowledge/vocabulary.toml".into(), line: 1, col: 1 }, "the vocabulary file is missing");
+        }
+        let mut terms: Vec<Term> = Vec::new();
+        for (term, loc) in self.terms {
+            if terms.iter().any(|t| t.kind == term.kind && t.id == term.id) {
+                err(&mut diags, &loc, format!("duplicate {} `{}`", term.kind.name(), term.id));
+            } else {
+                terms.push(term);
+            }
+        }
+        for (kinds, id, loc) in &self.term_refs {
+            if !terms.iter().any(|t| kinds.contains(&t.kind) && &t.id == id) {
+                let candidates = terms.iter().filter(|t| kinds.contains(&t.kind)).map(|t| t.id.as_str());
+                let hint = did_you_mean(id, candidates);
+                let what = kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ");
+                err(&mut diags, loc, format!("`{id}` is not a {what} of the vocabulary{hint}"));
+            }
+        }
+        // Entries.
+        let mut entries: Vec<Entry> = Vec::new();
+        for entry in self.entries {
+            if let Some(old) = entries.iter().find(|e| e.id == entry.id) {
+                err(&mut diags, &entry.loc, format!("duplicate entry `{}` (first defined at {})", entry.id, old.loc));
+            } else {
+                entries.push(entry);
+            }
+        }
+        for (id, loc) in &self.entry_refs {
+            if !entries.iter().any(|e| &e.id == id) {
+                let hint = did_you_mean(id, entries.iter().map(|e| e.id.as_str()));
+                err(&mut diags, loc, format!("`{id}` names no knowledge entry{hint}"));
+            }
+        }
+        let mut intents: Vec<Intent> = Vec::new();
+        for intent in self.intents {
+            if intents.iter().any(|i| i.id == intent.id) {
+                err(&mut diags, &intent.loc, format!("duplicate intent `{}`", intent.id));
+            } else {
+                intents.push(intent);
+            }
+        }
+        if !diags.is_empty() {
+            diags.sort();
+            diags.dedup();
+            return Err(diags);
+        }
+        let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords };
+        let index = Index::build(&vocab, &entries, &intents);
+        let content = Content { languages, messages, commands: command_map, flows, intents, vocab, entries, index };
+        let diags = self_test(&content);
+        if diags.is_empty() { Ok(content) } else { Err(diags) }
+    }
+}
+
+/// `set = { slot = "value" }` on a step or a button.
+fn read_set(t: &Table<'_, '_>) -> Vec<(String, String)> {
+    let mut set = Vec::new();
+    if let Some(st) = t.table("set") {
+        for (k, v) in st.entries() {
+            match v.get_ref() {
+                toml::de::DeValue::String(s) => set.push((k.get_ref().to_string(), s.to_string())),
+                _ => t.file.error(&v.span(), "`set` values must be strings"),
+            }
+        }
+    }
+    set
+}
+
+fn finish_entry(t: Table<'_, '_>, texts: &BTreeMap<String, EntryText>) {
+    // Language tables are read through `entries`; mark them known before reporting the rest.
+    for lang in texts.keys() {
+        let _ = t.get(lang);
+    }
+    t.finish();
+}
+
+fn resolve(flows: &BTreeMap<String, Flow>, current: &str, raw: &str) -> Option<Target> {
+    if let Some((flow, step)) = raw.split_once('.') {
+        let f = flows.get(flow)?;
+        f.step(step)?;
+        return Some(Target { flow: flow.to_string(), step: step.to_string() });
+    }
+    if let Some(f) = flows.get(current)
+        && f.step(raw).is_some()
+    {
+        return Some(Target { flow: current.to_string(), step: raw.to_string() });
+    }
+    let f = flows.get(raw)?;
+    Some(Target { flow: raw.to_string(), step: f.steps.first()?.id.clone() })
+}
+
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// Every example question must lead to its own entry or intent.
+fn self_test(content: &Content) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let describe = |m: &Match| match m {
+        Match::Answer(doc, c) => format!("`{}` (confidence {c:.2})", content.index.doc_name(*doc)),
+        Match::Suggest(docs) => format!(
+            "a \"did you mean\" between {}",
+            docs.iter().map(|(d, c)| format!("`{}` ({c:.2})", content.index.doc_name(*d))).collect::<Vec<_>>().join(" and ")
+        ),
+        Match::Nothing => "nothing".to_string(),
+    };
+    for entry in &content.entries {
+        for (lang, text) in &entry.texts {
+            for (loc, example) in &text.examples {
+                let m = content.index.search(example, lang);
+                let ok = matches!(&m, Match::Answer(doc, _) if content.index.doc_name(*doc) == format!("entry:{}", entry.id));
+                if !ok {
+                    err(
+                        &mut diags,
+                        loc,
+                        format!("example \"{example}\" does not lead to entry `{}`: it matches {}", entry.id, describe(&m)),
+                    );
+                }
+            }
+        }
+    }
+    for intent in &content.intents {
+        for (lang, examples) in &intent.examples {
+            for (loc, example) in examples {
+                let m = content.index.search(example, lang);
+                let ok = matches!(&m, Match::Answer(doc, _) if content.index.doc_name(*doc) == format!("intent:{}", intent.id));
+                if !ok {
+                    err(
+                        &mut diags,
+                        loc,
+                        format!("example \"{example}\" does not lead to intent `{}`: it matches {}", intent.id, describe(&m)),
+                    );
+                }
+            }
+        }
+    }
+    diags
+}

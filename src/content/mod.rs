@@ -1,0 +1,431 @@
+//! The content model: guided flows, intents and messages from `dialogs/`, vocabulary and entries from `knowledge/`.
+//!
+//! Content is loaded and validated as a whole by [`load`]; a `Content` value is always valid, so the
+//! engine can look things up without handling broken references. Every user-facing text is a
+//! [`LangText`], keyed by language code, with English as the fallback.
+
+mod load;
+pub mod reader;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub use load::{SourceFile, from_sources, load_dirs, read_dirs};
+pub use reader::{Diagnostic, Loc};
+
+use crate::matching::Index;
+
+/// The language every text must exist in; other languages fall back to it.
+pub const DEFAULT_LANG: &str = "en";
+
+/// A text in several languages.
+pub type LangText = BTreeMap<String, String>;
+
+/// The longest text Telegram accepts in one message.
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// The longest button label that still reads well on a narrow phone screen.
+pub const MAX_LABEL_CHARS: usize = 32;
+/// Telegram's limit for callback data.
+pub const MAX_BUTTON_DATA_BYTES: usize = 64;
+/// The longest summary on a knowledge card.
+pub const MAX_SUMMARY_CHARS: usize = 300;
+
+/// Messages the engine itself needs, with the placeholders each may use.
+pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
+    ("fallback", &[]),
+    ("did_you_mean", &[]),
+    ("menu_changed", &[]),
+    ("unknown_command", &["command"]),
+    ("unsupported_input", &[]),
+    ("empty_input", &[]),
+    ("cancelled", &[]),
+    ("why_fits", &["matches"]),
+    ("source_line", &["document", "paragraphs", "reviewed"]),
+    ("financing_disclaimer", &[]),
+    ("recommend_intro", &["profile"]),
+    ("recommend_none", &["profile"]),
+    ("recommend_end", &[]),
+    ("details_offers", &[]),
+    ("details_eligible", &[]),
+    ("details_approach", &[]),
+    ("provider_line", &["provider"]),
+    ("not_set", &[]),
+    ("anywhere", &[]),
+    ("handoff_sent", &[]),
+    ("handoff_empty", &[]),
+    ("language_choose", &[]),
+    ("language_set", &["language"]),
+    ("forgotten", &[]),
+    ("subscribed", &["topics"]),
+    ("unsubscribed", &[]),
+    ("button_back", &[]),
+    ("button_menu", &[]),
+    ("button_details", &[]),
+    ("button_more", &[]),
+    ("button_human", &[]),
+    ("button_none", &[]),
+    ("terminal_hint", &[]),
+];
+
+/// Everything the engine needs, validated.
+#[derive(Debug)]
+pub struct Content {
+    pub languages: Vec<Language>,
+    pub messages: HashMap<String, LangText>,
+    pub commands: BTreeMap<String, CommandDef>,
+    pub flows: BTreeMap<String, Flow>,
+    pub intents: Vec<Intent>,
+    pub vocab: Vocabulary,
+    pub entries: Vec<Entry>,
+    pub index: Index,
+}
+
+#[derive(Clone, Debug)]
+pub struct Language {
+    pub code: String,
+    pub name: String,
+}
+
+/// A slash command and where it leads.
+#[derive(Clone, Debug)]
+pub struct CommandDef {
+    pub name: String,
+    pub goto: Target,
+    pub description: LangText,
+    /// The role needed to use it; `None` for everyone.
+    pub role: Option<String>,
+}
+
+/// A place a button, command or step leads to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub flow: String,
+    pub step: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub id: String,
+    pub steps: Vec<Step>,
+    pub loc: Loc,
+}
+
+impl Flow {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// One step of a guided flow. It may say something, wait for an answer, branch and end in an action.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub id: String,
+    pub say: Option<LangText>,
+    /// Slots set when the step is entered.
+    pub set: Vec<(String, String)>,
+    pub ask: Option<Ask>,
+    /// Buttons built from a vocabulary (countries, sectors, ...), answering `ask`.
+    pub choices: Option<VocabKind>,
+    pub buttons: Vec<ButtonDef>,
+    pub branch: Vec<Branch>,
+    pub next: Option<Target>,
+    pub action: Option<Action>,
+    /// Skip the step when its slot already has a value (profile reuse).
+    pub skip_if_known: bool,
+    pub loc: Loc,
+}
+
+impl Step {
+    /// Whether the step stops and waits for the user.
+    pub fn waits(&self) -> bool {
+        self.ask.is_some() || self.choices.is_some() || !self.buttons.is_empty()
+    }
+}
+
+/// A free-text answer captured into a slot.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    pub slot: String,
+    pub expect: Expect,
+    pub retry: LangText,
+}
+
+#[derive(Clone, Debug)]
+pub enum Expect {
+    /// A term of the vocabulary, typed or pressed.
+    Term(VocabKind),
+    /// Any text of at most this many characters.
+    Text { max_chars: usize },
+    /// Text matching a regular expression.
+    Pattern(regex::Regex),
+}
+
+#[derive(Clone, Debug)]
+pub struct ButtonDef {
+    pub id: String,
+    pub label: LangText,
+    pub goto: Option<Target>,
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Branch {
+    pub slot: String,
+    pub is: String,
+    pub goto: Target,
+}
+
+/// What a step ends in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Recommend entries for the profile, preferring a need and a kind.
+    Recommend { need: Option<String>, kind: Option<Kind> },
+    /// Show one knowledge entry.
+    Show { entry: String },
+    /// Answer the text in a slot as a free question.
+    Search { slot: String },
+    /// Pass the text in a slot (or the last question) to a human advisor.
+    Handoff { slot: Option<String> },
+    /// Offer the languages.
+    Language,
+    /// Delete everything stored about the user.
+    Forget,
+    /// Subscribe to or stop programme calls.
+    Subscribe { active: bool },
+    /// Stop the current flow and forget its answers (the profile stays).
+    Cancel,
+    /// Go back to the previous question.
+    Back,
+}
+
+/// A free-text intent: regex rules and keywords that lead somewhere.
+#[derive(Clone, Debug)]
+pub struct Intent {
+    pub id: String,
+    pub patterns: Vec<regex::Regex>,
+    pub keywords: BTreeMap<String, Vec<String>>,
+    pub examples: BTreeMap<String, Vec<(Loc, String)>>,
+    pub goto: Option<Target>,
+    pub reply: Option<LangText>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VocabKind {
+    Region,
+    Country,
+    Sector,
+    Need,
+    Size,
+    Stage,
+}
+
+impl VocabKind {
+    pub const ALL: [VocabKind; 6] =
+        [VocabKind::Region, VocabKind::Country, VocabKind::Sector, VocabKind::Need, VocabKind::Size, VocabKind::Stage];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VocabKind::Region => "region",
+            VocabKind::Country => "country",
+            VocabKind::Sector => "sector",
+            VocabKind::Need => "need",
+            VocabKind::Size => "size",
+            VocabKind::Stage => "stage",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<VocabKind> {
+        VocabKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A defined term: a country, sector, need, ...
+#[derive(Clone, Debug)]
+pub struct Term {
+    pub id: String,
+    pub kind: VocabKind,
+    pub name: LangText,
+    pub synonyms: BTreeMap<String, Vec<String>>,
+    pub region: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Vocabulary {
+    pub terms: Vec<Term>,
+    /// Groups of interchangeable words, per language.
+    pub synonyms: BTreeMap<String, Vec<Vec<String>>>,
+    pub stopwords: BTreeMap<String, Vec<String>>,
+}
+
+impl Vocabulary {
+    pub fn term(&self, kind: VocabKind, id: &str) -> Option<&Term> {
+        self.terms.iter().find(|t| t.kind == kind && t.id == id)
+    }
+
+    pub fn of_kind(&self, kind: VocabKind) -> impl Iterator<Item = &Term> {
+        self.terms.iter().filter(move |t| t.kind == kind)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Bds,
+    Financing,
+    LinkageProgramme,
+    EntrepreneurshipTraining,
+    Agency,
+    PolicyGuidance,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] =
+        [Kind::Bds, Kind::Financing, Kind::LinkageProgramme, Kind::EntrepreneurshipTraining, Kind::Agency, Kind::PolicyGuidance];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bds => "bds",
+            Kind::Financing => "financing",
+            Kind::LinkageProgramme => "linkage_programme",
+            Kind::EntrepreneurshipTraining => "entrepreneurship_training",
+            Kind::Agency => "agency",
+            Kind::PolicyGuidance => "policy_guidance",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Whom an entry is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    Sme,
+    Agency,
+}
+
+/// One programme, service, financing channel or piece of guidance.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: String,
+    pub kind: Kind,
+    pub countries: Vec<String>,
+    pub sectors: Vec<String>,
+    pub needs: Vec<String>,
+    pub audience: Audience,
+    pub reviewed: String,
+    pub document: String,
+    pub paragraphs: Vec<i64>,
+    pub keywords: Vec<String>,
+    pub texts: BTreeMap<String, EntryText>,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub struct EntryText {
+    pub name: String,
+    pub short: String,
+    pub provider: String,
+    pub summary: String,
+    pub offers: String,
+    pub eligible: String,
+    pub approach: String,
+    pub examples: Vec<(Loc, String)>,
+}
+
+/// The built-in country id that means "anywhere".
+pub const GLOBAL: &str = "global";
+/// The built-in sector id that means "any sector".
+pub const ANY: &str = "any";
+
+impl Content {
+    /// A text in the wanted language, else in English.
+    pub fn pick<'a>(&self, text: &'a LangText, lang: &str) -> &'a str {
+        text.get(lang).or_else(|| text.get(DEFAULT_LANG)).map(String::as_str).unwrap_or("")
+    }
+
+    /// An engine message in the wanted language with `{name}` placeholders filled in.
+    pub fn message(&self, key: &str, lang: &str, params: &[(&str, &str)]) -> String {
+        let text = self.messages.get(key).map(|t| self.pick(t, lang)).unwrap_or(key);
+        fill(text, |name| params.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+    }
+
+    pub fn flow(&self, id: &str) -> Option<&Flow> {
+        self.flows.get(id)
+    }
+
+    pub fn step(&self, target: &Target) -> Option<&Step> {
+        self.flows.get(&target.flow)?.step(&target.step)
+    }
+
+    pub fn entry(&self, id: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    pub fn entry_text<'a>(&self, entry: &'a Entry, lang: &str) -> &'a EntryText {
+        entry.texts.get(lang).or_else(|| entry.texts.get(DEFAULT_LANG)).expect("validated: every entry has English text")
+    }
+
+    pub fn intent(&self, id: &str) -> Option<&Intent> {
+        self.intents.iter().find(|i| i.id == id)
+    }
+
+    /// The display name of a term in a language, or the id when unknown.
+    pub fn term_name(&self, kind: VocabKind, id: &str, lang: &str) -> String {
+        match self.vocab.term(kind, id) {
+            Some(term) => self.pick(&term.name, lang).to_string(),
+            None => id.to_string(),
+        }
+    }
+}
+
+/// Replaces `{name}` placeholders using `value`; unknown names stay as written.
+pub fn fill(text: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) if is_placeholder(&after[..close]) => {
+                let name = &after[..close];
+                match value(name) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_placeholder(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The placeholder names used in a text.
+pub fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) if is_placeholder(&after[..close]) => {
+                out.push(&after[..close]);
+                rest = &after[close + 1..];
+            }
+            _ => rest = after,
+        }
+    }
+    out
+}

@@ -1,0 +1,76 @@
+//! Recommendations: filter entries by the profile and rank them by fit, saying why each fits.
+
+use crate::content::{ANY, Audience, Content, GLOBAL, Kind, VocabKind};
+
+use super::Profile;
+
+/// An entry that fits, its score, and the profile terms it matches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fit {
+    pub entry: usize,
+    pub score: f32,
+    pub matches: Vec<(VocabKind, String)>,
+}
+
+/// Entries for SMEs that serve the need (when given) and are open to the profile's country and sector,
+/// best first. An entry for a specific country beats a regional one, which beats a global one.
+pub fn recommend(content: &Content, profile: &Profile, need: Option<&str>, kind: Option<Kind>) -> Vec<Fit> {
+    let region = profile.country.as_deref().and_then(|c| content.vocab.term(VocabKind::Country, c)).and_then(|t| t.region.clone());
+    let mut fits = Vec::new();
+    for (i, entry) in content.entries.iter().enumerate() {
+        if entry.audience != Audience::Sme {
+            continue;
+        }
+        let mut score = 0.0;
+        let mut matches = Vec::new();
+        // Place: the country itself, its region, or anywhere.
+        if let Some(country) = &profile.country {
+            if entry.countries.iter().any(|c| c == country) {
+                score += 4.0;
+                matches.push((VocabKind::Country, country.clone()));
+            } else if let Some(region) = region.as_ref().filter(|r| entry.countries.contains(r)) {
+                score += 2.0;
+                matches.push((VocabKind::Region, region.clone()));
+            } else if entry.countries.iter().any(|c| c == GLOBAL) {
+                score += 1.0;
+            } else {
+                continue;
+            }
+        } else if entry.countries.iter().any(|c| c == GLOBAL) {
+            score += 1.0;
+        }
+        // Sector: named, or open to any.
+        if let Some(sector) = &profile.sector {
+            if entry.sectors.iter().any(|s| s == sector) {
+                score += 2.0;
+                matches.push((VocabKind::Sector, sector.clone()));
+            } else if entry.sectors.iter().any(|s| s == ANY) {
+                score += 0.5;
+            } else {
+                continue;
+            }
+        }
+        // Need: required when asked for.
+        if let Some(need) = need {
+            if entry.needs.iter().any(|n| n == need) {
+                score += 3.0;
+                matches.push((VocabKind::Need, need.to_string()));
+            } else {
+                continue;
+            }
+        } else {
+            for n in &profile.needs {
+                if entry.needs.contains(n) {
+                    score += 1.0;
+                    matches.push((VocabKind::Need, n.clone()));
+                }
+            }
+        }
+        if kind == Some(entry.kind) {
+            score += 1.5;
+        }
+        fits.push(Fit { entry: i, score, matches });
+    }
+    fits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| content.entries[a.entry].id.cmp(&content.entries[b.entry].id)));
+    fits
+}

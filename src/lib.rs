@@ -1,0 +1,20 @@
+//! SME Linkage Advisor: a guided advisor for small businesses, driven by content files.
+//!
+//! # Layout
+//!
+//! - [`content`] loads `dialogs/` and `knowledge/` into a validated [`content::Content`], reporting
+//!   every problem as `path:line:col: message`.
+//! - [`matching`] normalises free text and matches it against intents and entries, tolerating typos.
+//! - [`engine`] is the pure dialog engine: `step(content, session, input, now) -> Step`.
+//! - [`store`] keeps users, profiles, sessions and inquiries in SQLite, one transaction per turn.
+//! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time.
+//!
+//! The engine imports nothing from the store, the front ends, the file system or the clock.
+
+pub mod clock;
+pub mod config;
+pub mod content;
+pub mod engine;
+pub mod matching;
+pub mod store;
+pub mod terminal;

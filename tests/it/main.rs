@@ -1,0 +1,8 @@
+//! The one integration-test binary: transcripts, content checks, storage, the command line and tidiness.
+
+mod cli;
+mod content_check;
+mod store;
+mod support;
+mod tidy;
+mod transcripts;

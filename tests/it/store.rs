@@ -1,0 +1,92 @@
+//! Storage: one transaction per turn, migrations, sessions from older versions, and deleting a user's data.
+
+use sme_advisor::engine::{self, Input, SESSION_VERSION};
+use sme_advisor::store::Store;
+
+use crate::support;
+
+fn say(store: &mut Store, user: &str, input: Input, now: i64) -> engine::Step {
+    let content = support::shipped();
+    store.turn("terminal", user, "en", now, |s| engine::step(content, s, &input, now)).expect("turn").1
+}
+
+fn text(t: &str) -> Input {
+    Input::Text(t.to_string())
+}
+
+#[test]
+fn forget_leaves_no_row_that_names_the_user() {
+    let mut store = Store::open_in_memory().unwrap();
+    for (i, t) in ["Financing", "Uganda", "Mining", "Small (10 to 49 people)", "how do I bake bread"].into_iter().enumerate() {
+        say(&mut store, "u1", text(t), i as i64);
+    }
+    say(&mut store, "u1", Input::Command { name: "subscribe".into(), args: String::new() }, 10);
+    say(&mut store, "u2", text("what is empretec"), 11);
+    let user = store.user_id("terminal", "u1", 12).unwrap();
+    let other = store.user_id("terminal", "u2", 12).unwrap();
+    assert_eq!(store.subscription(user).unwrap(), Some((true, "credit".to_string())));
+    // user, profile, session, subscription and three inquiries (the intent, the recommendation, the unanswered question)
+    assert_eq!(store.rows_for_user(user).unwrap(), 7);
+    say(&mut store, "u1", Input::Command { name: "forget".into(), args: String::new() }, 13);
+    let step = say(&mut store, "u1", text("Yes, delete my data"), 14);
+    assert!(step.effects.contains(&engine::Effect::Forget));
+    assert_eq!(store.rows_for_user(user).unwrap(), 0);
+    assert_eq!(store.rows_for_user(other).unwrap(), 4, "the other user's data stays: user, profile, session, inquiry");
+    say(&mut store, "u1", text("hello"), 15);
+    let fresh = store.user_id("terminal", "u1", 16).unwrap();
+    assert_ne!(fresh, user, "a returning user starts with a new internal id");
+    assert_eq!(store.session(fresh, "en").unwrap().profile, Default::default());
+}
+
+#[test]
+fn a_turn_saves_session_profile_and_inquiries_together() {
+    let dir = std::env::temp_dir().join(format!("sme-advisor-store-{}", std::process::id()));
+    let path = dir.join("nested/db.sqlite3");
+    {
+        let mut store = Store::open(&path).unwrap();
+        say(&mut store, "u1", text("Financing"), 2);
+        say(&mut store, "u1", text("Ugnda"), 3);
+        say(&mut store, "u1", text("credit in uganda"), 4);
+    }
+    // Reopening runs no migration twice and finds everything.
+    let mut store = Store::open(&path).unwrap();
+    let user = store.user_id("terminal", "u1", 5).unwrap();
+    let session = store.session(user, "en").unwrap();
+    assert_eq!(session.profile.country.as_deref(), Some("uganda"));
+    assert_eq!(session.profile.needs, vec!["credit".to_string()]);
+    let inquiries = store.inquiries(10).unwrap();
+    assert_eq!(inquiries.len(), 2, "{inquiries:?}");
+    assert_eq!(inquiries[0].text, "credit in uganda");
+    assert_eq!(inquiries[0].country.as_deref(), Some("uganda"));
+    assert!(inquiries[0].answered);
+    assert_eq!(inquiries[1].matched, "intent:financing");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_failed_turn_changes_nothing() {
+    let mut store = Store::open_in_memory().unwrap();
+    say(&mut store, "u1", text("Financing"), 2);
+    let user = store.user_id("terminal", "u1", 2).unwrap();
+    let before = store.session(user, "en").unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = store.turn("terminal", "u1", "en", 3, |_| panic!("the engine never panics, but the store must not depend on it"));
+    }));
+    assert!(result.is_err());
+    assert_eq!(store.session(user, "en").unwrap(), before);
+}
+
+#[test]
+fn a_session_from_another_version_starts_afresh_but_keeps_the_profile() {
+    let mut store = Store::open_in_memory().unwrap();
+    say(&mut store, "u1", text("Financing"), 2);
+    say(&mut store, "u1", text("Kenya"), 3);
+    let user = store.user_id("terminal", "u1", 3).unwrap();
+    let mut session = store.session(user, "en").unwrap();
+    assert!(session.at.is_some());
+    session.version = SESSION_VERSION + 1;
+    store.turn("terminal", "u1", "en", 4, |_| engine::Step { session: session.clone(), replies: vec![], effects: vec![] }).unwrap();
+    let reloaded = store.session(user, "en").unwrap();
+    assert!(reloaded.at.is_none(), "a session of another version is not trusted");
+    assert_eq!(reloaded.profile.country.as_deref(), Some("kenya"));
+}
