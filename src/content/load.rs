@@ -689,7 +689,9 @@ impl Builder {
             lt.finish();
         }
         let reviewed = reviewed.map(Spanned::into_inner).unwrap_or_default();
-        let (Some(id), Some(kind)) = (id, kind) else {
+        // A bad kind is already reported; keep the entry so duplicates are still found.
+        let kind = kind.unwrap_or(Kind::PolicyGuidance);
+        let Some(id) = id else {
             finish_entry(t, &texts);
             return;
         };
