@@ -2,6 +2,7 @@
 
 mod cli;
 mod content_check;
+mod robustness;
 mod store;
 mod support;
 mod tidy;
