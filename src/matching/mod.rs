@@ -419,7 +419,9 @@ impl Index {
         if analysis.terms.is_empty() {
             return Match::Nothing;
         }
-        let mut scores: HashMap<u32, f32> = HashMap::new();
+        // Dense scores with a list of the documents touched: cheap even when a term is in every document.
+        let mut scores = vec![0.0f32; self.docs.len()];
+        let mut touched: Vec<u32> = Vec::new();
         let mut total = 0.0;
         for &(t, factor) in &analysis.terms {
             // Where the business is and what it does describe the asker more than the question.
@@ -428,18 +430,28 @@ impl Index {
             let idf = self.idf[t as usize];
             total += idf * context * W_MAX;
             for &(doc, w) in &self.postings[t as usize] {
-                *scores.entry(doc).or_insert(0.0) += idf * w * factor;
+                let score = &mut scores[doc as usize];
+                if *score == 0.0 {
+                    touched.push(doc);
+                }
+                *score += idf * w * factor;
             }
         }
         // A word the content never uses weighs like an average term that nothing matched.
         total += analysis.unknown as f32 * self.mean_idf * W_MAX;
-        let mut ranked: Vec<(u32, f32)> = scores
+        let mut ranked: Vec<(u32, f32)> = touched
             .into_iter()
+            .map(|d| (d, scores[d as usize]))
             .map(|(d, s)| {
                 let boost = if matches!(self.docs[d as usize].0, Doc::Intent(_)) { INTENT_BOOST } else { 1.0 };
                 (d, s * boost / total)
             })
             .collect();
+        // Only the best two matter.
+        if ranked.len() > 2 {
+            ranked.select_nth_unstable_by(1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked.truncate(2);
+        }
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         // Context terms can lift a score above 1; rank on it, but report at most 1.
         let doc = |i: u32| self.docs[i as usize].0;
