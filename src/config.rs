@@ -59,6 +59,81 @@ pub fn load_dotenv() {
     let _ = dotenvy::dotenv();
 }
 
+/// Settings of `serve`, validated: the token, another Bot API server, and webhook mode.
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    pub token: Secret,
+    pub api_url: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_listen: std::net::SocketAddr,
+    pub webhook_secret: Option<Secret>,
+    pub workers: usize,
+}
+
+impl ServeSettings {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ServeSettings, ConfigError> {
+        let token = get("TELOXIDE_TOKEN").ok_or(ConfigError {
+            variable: "TELOXIDE_TOKEN",
+            problem: "missing; get a bot token from @BotFather and put it in .env".into(),
+        })?;
+        let looks_right = token.split_once(':').is_some_and(|(id, rest)| {
+            !id.is_empty()
+                && id.chars().all(|c| c.is_ascii_digit())
+                && rest.len() >= 20
+                && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+        if !looks_right {
+            // Never echo the value: it may be a real token with a typo.
+            return Err(ConfigError {
+                variable: "TELOXIDE_TOKEN",
+                problem: "does not look like a bot token (digits, a colon, then at least 20 letters, digits, `_` or `-`)".into(),
+            });
+        }
+        let url = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) if (v.starts_with("http://") || v.starts_with("https://")) && v.len() > 8 => Ok(Some(v)),
+                Some(v) => Err(ConfigError { variable: name, problem: format!("`{v}` is not an http:// or https:// address") }),
+            }
+        };
+        let api_url = url("TELOXIDE_API_URL")?;
+        let webhook_url = url("WEBHOOK_URL")?;
+        let webhook_listen = match get("WEBHOOK_LISTEN") {
+            None => std::net::SocketAddr::from(([0, 0, 0, 0], 8443)),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError { variable: "WEBHOOK_LISTEN", problem: format!("`{v}` is not an address like 0.0.0.0:8443") })?,
+        };
+        let webhook_secret = match get("WEBHOOK_SECRET") {
+            None if webhook_url.is_some() => {
+                return Err(ConfigError {
+                    variable: "WEBHOOK_SECRET",
+                    problem: "required with WEBHOOK_URL: 1-256 characters of A-Z, a-z, 0-9, `_` and `-`".into(),
+                });
+            }
+            None => None,
+            Some(v) if (1..=256).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') => {
+                Some(Secret::new(v))
+            }
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "WEBHOOK_SECRET",
+                    problem: "must be 1-256 characters of A-Z, a-z, 0-9, `_` and `-`".into(),
+                });
+            }
+        };
+        let workers = match get("WORKERS") {
+            None => 8,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or(ConfigError { variable: "WORKERS", problem: format!("`{v}` is not a number from 1 to 256") })?,
+        };
+        Ok(ServeSettings { token: Secret::new(token), api_url, webhook_url, webhook_listen, webhook_secret, workers })
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(var)
@@ -107,6 +182,28 @@ mod tests {
         assert_eq!(err.variable, "ADMIN_IDS");
         let err = Config::from_lookup(|k| (k == "STAFF_CHAT_ID").then(|| "staff".to_string())).unwrap_err();
         assert_eq!(err.to_string(), "STAFF_CHAT_ID: `staff` is not a numeric chat id (group ids are negative, like -1001234567890)");
+    }
+
+    #[test]
+    fn serve_settings_are_validated_without_echoing_the_token() {
+        let token = "123456:AAbbCCddEEffGGhhIIjjKKll";
+        let err = ServeSettings::from_lookup(|_| None).unwrap_err();
+        assert_eq!(err.variable, "TELOXIDE_TOKEN");
+        let err = ServeSettings::from_lookup(|k| (k == "TELOXIDE_TOKEN").then(|| "123456-secretsecret".into())).unwrap_err();
+        assert!(!err.to_string().contains("secretsecret"));
+        let with = |extra: &'static str, value: &'static str| {
+            move |k: &str| match k {
+                "TELOXIDE_TOKEN" => Some(token.to_string()),
+                k if k == extra => Some(value.to_string()),
+                _ => None,
+            }
+        };
+        assert_eq!(ServeSettings::from_lookup(with("TELOXIDE_API_URL", "localhost")).unwrap_err().variable, "TELOXIDE_API_URL");
+        assert_eq!(ServeSettings::from_lookup(with("WEBHOOK_URL", "https://bot.example.org/hook")).unwrap_err().variable, "WEBHOOK_SECRET");
+        assert_eq!(ServeSettings::from_lookup(with("WEBHOOK_LISTEN", "everywhere")).unwrap_err().variable, "WEBHOOK_LISTEN");
+        let ok = ServeSettings::from_lookup(with("WORKERS", "4")).unwrap();
+        assert_eq!((ok.workers, ok.webhook_url.as_deref()), (4, None));
+        assert!(!format!("{ok:?}").contains("AAbb"));
     }
 
     #[test]

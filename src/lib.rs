@@ -7,6 +7,7 @@
 //! - [`matching`] normalises free text and matches it against intents and entries, tolerating typos.
 //! - [`engine`] is the pure dialog engine: `step(content, session, input, now) -> Step`.
 //! - [`store`] keeps users, profiles, sessions and inquiries in SQLite, one transaction per turn.
+//! - [`telegram`] is the Telegram bot front end (the only module that imports teloxide).
 //! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time.
 //!
 //! The engine imports nothing from the store, the front ends, the file system or the clock.
@@ -17,4 +18,5 @@ pub mod content;
 pub mod engine;
 pub mod matching;
 pub mod store;
+pub mod telegram;
 pub mod terminal;

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use sme_advisor::config::{self, Config};
+use sme_advisor::config::{self, Config, ServeSettings};
 use sme_advisor::content::{self, Content};
 use sme_advisor::store::Store;
-use sme_advisor::terminal;
+use sme_advisor::{telegram, terminal};
 
 #[derive(Parser)]
 #[command(name = "sme-advisor", version, about = "Advice for small businesses on services, financing and linkage programmes")]
@@ -40,6 +40,8 @@ enum Command {
     },
     /// Check dialogs/ and knowledge/ and print every problem
     Check,
+    /// Run the Telegram bot (long polling; webhook mode when WEBHOOK_URL is set)
+    Serve,
 }
 
 fn main() -> ExitCode {
@@ -88,6 +90,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Serve => {
+            let settings = ServeSettings::from_lookup(config::var)?;
+            let content = load_content(&config)?;
+            let store = Store::open(&config.database_path)
+                .with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
+            let parse =
+                |name: &str, url: &str| reqwest::Url::parse(url).map_err(|_| anyhow::anyhow!("{name}: `{url}` is not a valid address"));
+            let webhook = match (&settings.webhook_url, &settings.webhook_secret) {
+                (Some(url), Some(secret)) => {
+                    Some(telegram::Webhook { listen: settings.webhook_listen, url: parse("WEBHOOK_URL", url)?, secret: secret.clone() })
+                }
+                _ => None,
+            };
+            let serve_config = telegram::ServeConfig {
+                token: settings.token.clone(),
+                api_url: settings.api_url.as_deref().map(|u| parse("TELOXIDE_API_URL", u)).transpose()?,
+                webhook,
+                workers: settings.workers,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+            runtime.block_on(telegram::serve(serve_config, std::sync::Arc::new(content), store, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Chat { user, lang } => {
             let content = load_content(&config)?;
             let mut store = Store::open(&config.database_path)
@@ -104,4 +129,26 @@ fn load_content(config: &Config) -> anyhow::Result<Content> {
         let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the content has {} problem(s); run `sme-advisor check`:\n{}", diags.len(), lines.join("\n"))
     })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }

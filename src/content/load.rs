@@ -542,8 +542,8 @@ impl Builder {
         if step.action.is_some() && step.waits() {
             err(&mut self.diags, &step.loc, "a step with an `action` cannot also wait for an answer (`ask`, `choices` or `buttons`)");
         }
-        if step.say.is_none() && step.action.is_none() && !step.waits() {
-            err(&mut self.diags, &step.loc, "a step must `say` something, wait for an answer or end in an `action`");
+        if step.say.is_none() && step.action.is_none() {
+            err(&mut self.diags, &step.loc, "a step must `say` something or end in an `action`");
         }
         step
     }

@@ -64,6 +64,7 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("button_human", &[]),
     ("button_none", &[]),
     ("terminal_hint", &[]),
+    ("button_open_bot", &[]),
 ];
 
 /// Everything the engine needs, validated.

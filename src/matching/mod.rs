@@ -476,6 +476,41 @@ impl Index {
         self.analyze(text).terms.iter().map(|(t, w)| format!("{}*{w}", self.term_names[*t as usize])).collect()
     }
 
+    /// Up to `k` knowledge entries for a search box (inline mode), best first; all entries in
+    /// order for an empty query.
+    pub fn top_entries(&self, text: &str, k: usize) -> Vec<usize> {
+        let analysis = self.analyze(text);
+        let entries = self.docs.iter().filter_map(|(d, _)| match d {
+            Doc::Entry(i) => Some(*i),
+            Doc::Intent(_) => None,
+        });
+        if analysis.terms.is_empty() {
+            return if normalize(text).is_empty() { entries.take(k).collect() } else { Vec::new() };
+        }
+        let mut scores = vec![0.0f32; self.docs.len()];
+        for &(t, factor) in &analysis.terms {
+            for &(doc, w) in &self.postings[t as usize] {
+                scores[doc as usize] += self.idf[t as usize] * w * factor;
+            }
+        }
+        let mut ranked: Vec<(usize, f32)> = self
+            .docs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (d, _))| matches!(d, Doc::Entry(_)).then_some((i, scores[i])))
+            .filter(|(_, s)| *s > 0.0)
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked
+            .into_iter()
+            .take(k)
+            .filter_map(|(i, _)| match self.docs[i].0 {
+                Doc::Entry(e) => Some(e),
+                Doc::Intent(_) => None,
+            })
+            .collect()
+    }
+
     /// The name of a document for logs and diagnostics: `entry:<id>` or `intent:<id>`.
     pub fn doc_name(&self, doc: Doc) -> &str {
         self.docs.iter().find(|(d, _)| *d == doc).map_or("", |(_, n)| n.as_str())

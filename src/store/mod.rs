@@ -4,6 +4,9 @@
 //! `PRAGMA user_version`. A turn loads the session and profile, runs the engine, and saves the new
 //! session together with every effect in one transaction, so a crash leaves either all of a turn
 //! or none of it.
+//!
+//! For the Telegram front end the store also keeps the incoming updates (recorded before they are
+//! acknowledged, marked done in the turn's transaction) and an outbox of replies to send.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::engine::{Effect, Inquiry, Profile, SESSION_VERSION, Session, Step, Timestamp};
 
 /// Append-only: never edit a migration that has shipped, add a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     channel TEXT NOT NULL,
@@ -59,7 +63,28 @@ CREATE TABLE subscriptions (
     topics TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE updates (
+    update_id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    done_at INTEGER
+);
+CREATE INDEX updates_pending ON updates (done_at, update_id);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before_ms INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX outbox_by_chat ON outbox (chat_id, id);
+ALTER TABLE users ADD COLUMN blocked_at INTEGER;
+"#,
+];
 
 /// Inquiry texts are kept up to this many characters.
 pub const MAX_STORED_TEXT: usize = 2000;
@@ -195,6 +220,146 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Records incoming updates durably; a repeated `update_id` is ignored. Returns the new ones.
+    pub fn record_updates(&mut self, updates: &[IncomingUpdate], now: Timestamp) -> Result<Vec<i64>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut fresh = Vec::new();
+        for u in updates {
+            let n = tx.execute(
+                "INSERT INTO updates (update_id, chat_id, payload, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![u.update_id, u.chat_id, u.payload, now],
+            )?;
+            if n == 1 {
+                fresh.push(u.update_id);
+            }
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    /// Updates recorded but not yet handled, oldest first.
+    pub fn pending_updates(&mut self) -> Result<Vec<IncomingUpdate>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT update_id, chat_id, payload FROM updates WHERE done_at IS NULL ORDER BY update_id")?;
+        let rows = stmt.query_map([], |r| Ok(IncomingUpdate { update_id: r.get(0)?, chat_id: r.get(1)?, payload: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One pending update, if it is still pending.
+    pub fn pending_update(&mut self, update_id: i64) -> Result<Option<IncomingUpdate>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT update_id, chat_id, payload FROM updates WHERE update_id = ?1 AND done_at IS NULL", [update_id], |r| {
+                Ok(IncomingUpdate { update_id: r.get(0)?, chat_id: r.get(1)?, payload: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    /// The highest update id ever recorded.
+    pub fn last_update_id(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row("SELECT max(update_id) FROM updates", [], |r| r.get(0))?)
+    }
+
+    /// Handles an update as a conversation turn: the turn, its outgoing messages and the update's
+    /// completion commit together. `None` when the update was already handled.
+    pub fn update_turn(
+        &mut self,
+        update_id: i64,
+        who: (&str, &str),
+        lang: &str,
+        now: Timestamp,
+        decide: impl FnOnce(&Session) -> Step,
+        outgoing: impl FnOnce(&Step) -> Vec<Outgoing>,
+    ) -> Result<Option<(UserId, Step)>, StoreError> {
+        let tx = self.conn.transaction()?;
+        if !claim_update(&tx, update_id, now)? {
+            return Ok(None);
+        }
+        let user = ensure_user(&tx, who.0, who.1, now)?;
+        tx.execute("UPDATE users SET blocked_at = NULL WHERE id = ?1", [user.0])?;
+        let session = load_session(&tx, user, lang)?;
+        let step = decide(&session);
+        save_turn(&tx, user, &step, now)?;
+        insert_outgoing(&tx, &outgoing(&step), now)?;
+        tx.commit()?;
+        Ok(Some((user, step)))
+    }
+
+    /// Marks an update handled without a turn, queueing any messages it needs.
+    pub fn finish_update(&mut self, update_id: i64, outgoing: &[Outgoing], now: Timestamp) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        if !claim_update(&tx, update_id, now)? {
+            return Ok(false);
+        }
+        insert_outgoing(&tx, outgoing, now)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Forgets handled updates older than `before`, keeping the newest so repeats are still recognised.
+    pub fn prune_updates(&mut self, before: Timestamp) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM updates WHERE done_at IS NOT NULL AND done_at < ?1 AND update_id < (SELECT max(update_id) FROM updates)",
+            [before],
+        )?)
+    }
+
+    /// The first queued message of each chat that may be sent now, oldest chats first.
+    pub fn outbox_heads(&mut self, now_ms: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT o.id, o.chat_id, o.payload, o.attempts FROM outbox o
+             JOIN (SELECT chat_id, min(id) AS id FROM outbox GROUP BY chat_id) h ON h.id = o.id
+             WHERE o.not_before_ms <= ?1 ORDER BY o.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
+            Ok(OutboxRow { id: r.get(0)?, chat_id: r.get(1)?, payload: r.get(2)?, attempts: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn outbox_len(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+    }
+
+    /// A message was delivered (or given up on): remove it.
+    pub fn outbox_done(&mut self, id: i64) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// A message failed for now: try again no earlier than `not_before_ms`.
+    pub fn outbox_retry(&mut self, id: i64, not_before_ms: i64) -> Result<(), StoreError> {
+        self.conn.execute("UPDATE outbox SET attempts = attempts + 1, not_before_ms = ?2 WHERE id = ?1", params![id, not_before_ms])?;
+        Ok(())
+    }
+
+    /// Replaces a queued message, e.g. an edit that must become a new message.
+    pub fn outbox_replace(&mut self, id: i64, payload: &str) -> Result<(), StoreError> {
+        self.conn.execute("UPDATE outbox SET payload = ?2 WHERE id = ?1", params![id, payload])?;
+        Ok(())
+    }
+
+    /// The chat blocked the bot: drop what was queued for it and mark the user inactive.
+    pub fn chat_blocked(&mut self, channel: &str, chat_id: i64, now: Timestamp) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM outbox WHERE chat_id = ?1", [chat_id])?;
+        tx.execute("UPDATE users SET blocked_at = ?3 WHERE channel = ?1 AND external_id = ?2", params![channel, chat_id.to_string(), now])?;
+        tx.execute(
+            "UPDATE subscriptions SET active = 0 WHERE user_id = (SELECT id FROM users WHERE channel = ?1 AND external_id = ?2)",
+            params![channel, chat_id.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether a user of a channel is marked as having blocked the bot.
+    pub fn is_blocked(&self, channel: &str, external_id: &str) -> Result<bool, StoreError> {
+        let at: Option<Option<i64>> = self
+            .conn
+            .query_row("SELECT blocked_at FROM users WHERE channel = ?1 AND external_id = ?2", params![channel, external_id], |r| r.get(0))
+            .optional()?;
+        Ok(at.flatten().is_some())
+    }
+
     /// How many rows of each table name this user, for privacy checks.
     pub fn rows_for_user(&self, user: UserId) -> Result<i64, StoreError> {
         let mut total = 0;
@@ -213,6 +378,43 @@ impl Store {
             .query_row("SELECT active, topics FROM subscriptions WHERE user_id = ?1", [user.0], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
+}
+
+/// An update as received: its id, the chat it belongs to, and the raw JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncomingUpdate {
+    pub update_id: i64,
+    pub chat_id: i64,
+    pub payload: String,
+}
+
+/// A message to queue for a chat; the payload is the front end's own format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub chat_id: i64,
+    pub payload: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub chat_id: i64,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+/// Marks an update done, dropping its payload (it may hold message text); false if it already was.
+fn claim_update(tx: &Transaction<'_>, update_id: i64, now: Timestamp) -> Result<bool, StoreError> {
+    let n =
+        tx.execute("UPDATE updates SET done_at = ?2, payload = '' WHERE update_id = ?1 AND done_at IS NULL", params![update_id, now])?;
+    Ok(n == 1)
+}
+
+fn insert_outgoing(tx: &Transaction<'_>, outgoing: &[Outgoing], now: Timestamp) -> Result<(), StoreError> {
+    for o in outgoing {
+        tx.execute("INSERT INTO outbox (chat_id, payload, created_at) VALUES (?1, ?2, ?3)", params![o.chat_id, o.payload, now])?;
+    }
+    Ok(())
 }
 
 fn ensure_user(tx: &Transaction<'_>, channel: &str, external_id: &str, now: Timestamp) -> Result<UserId, StoreError> {

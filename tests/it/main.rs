@@ -1,9 +1,12 @@
-//! The one integration-test binary: transcripts, content checks, storage, the command line and tidiness.
+//! The one integration-test binary: transcripts, content checks, storage, the command line, the
+//! Telegram bot against a fake Bot API server, and tidiness.
 
 mod cli;
 mod content_check;
+mod fake_bot_api;
 mod robustness;
 mod store;
 mod support;
+mod telegram;
 mod tidy;
 mod transcripts;

@@ -1,0 +1,185 @@
+//! Telegram updates as engine input: what the user did, in which chat, and whether to answer at all.
+//!
+//! This is the "decide" half of receiving: no network and no database. In groups the bot answers
+//! only commands and messages addressed to it (a mention or a reply to one of its messages), and
+//! never answers stickers or photos there.
+
+use teloxide::types::{Message, Update, UpdateKind};
+
+use crate::engine::Input;
+
+/// What to do with one update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Inbound {
+    /// A conversation turn for a user in a chat.
+    Turn(Turn),
+    /// An inline query (`@bot credit uganda` in any chat).
+    Inline { id: String, lang: Option<String>, query: String },
+    /// Nothing to answer.
+    Ignore,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Turn {
+    pub chat_id: i64,
+    pub user_id: u64,
+    pub lang: Option<String>,
+    pub input: Input,
+    /// For a button press: the callback to answer and the message the button was on.
+    pub callback: Option<Callback>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Callback {
+    pub id: String,
+    pub message_id: Option<i32>,
+}
+
+/// The chat an update belongs to, for ordering: updates of one chat are handled in order.
+pub fn chat_of(update: &Update) -> i64 {
+    match &update.kind {
+        UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => m.chat.id.0,
+        UpdateKind::CallbackQuery(q) => q.message.as_ref().map_or(q.from.id.0 as i64, |m| m.chat().id.0),
+        UpdateKind::InlineQuery(q) => q.from.id.0 as i64,
+        _ => 0,
+    }
+}
+
+/// Reads an update; `bot_username` is the bot's own username, without `@`.
+pub fn read(update: &Update, bot_username: &str) -> Inbound {
+    match &update.kind {
+        UpdateKind::Message(message) => read_message(message, bot_username),
+        UpdateKind::CallbackQuery(q) => {
+            let Some(data) = q.data.clone() else { return Inbound::Ignore };
+            let chat_id = q.message.as_ref().map_or(q.from.id.0 as i64, |m| m.chat().id.0);
+            Inbound::Turn(Turn {
+                chat_id,
+                user_id: q.from.id.0,
+                lang: q.from.language_code.clone(),
+                input: Input::Button(data),
+                callback: Some(Callback { id: q.id.0.clone(), message_id: q.message.as_ref().map(|m| m.id().0) }),
+            })
+        }
+        UpdateKind::InlineQuery(q) => Inbound::Inline { id: q.id.0.clone(), lang: q.from.language_code.clone(), query: q.query.clone() },
+        _ => Inbound::Ignore,
+    }
+}
+
+fn read_message(message: &Message, bot_username: &str) -> Inbound {
+    let Some(from) = &message.from else { return Inbound::Ignore };
+    if from.is_bot {
+        return Inbound::Ignore;
+    }
+    let private = message.chat.is_private();
+    let turn = |input: Input| {
+        Inbound::Turn(Turn { chat_id: message.chat.id.0, user_id: from.id.0, lang: from.language_code.clone(), input, callback: None })
+    };
+    let Some(text) = message.text() else {
+        if !private {
+            return Inbound::Ignore;
+        }
+        return match unsupported_kind(message) {
+            Some(kind) => turn(Input::Unsupported(kind.to_string())),
+            None => Inbound::Ignore,
+        };
+    };
+    let text = text.trim();
+    if let Some(command) = text.strip_prefix('/') {
+        let (head, args) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+        let (name, addressee) = head.split_once('@').map_or((head, None), |(n, a)| (n, Some(a)));
+        if addressee.is_some_and(|a| !a.eq_ignore_ascii_case(bot_username)) {
+            return Inbound::Ignore;
+        }
+        let name = name.to_ascii_lowercase();
+        let args = args.trim().to_string();
+        if name == "start" {
+            let payload = args.split_whitespace().next().filter(|p| valid_payload(p)).map(str::to_string);
+            return turn(Input::Start { payload });
+        }
+        return turn(Input::Command { name, args });
+    }
+    if private {
+        return turn(Input::Text(text.to_string()));
+    }
+    // In a group: only when addressed.
+    let mention = format!("@{bot_username}");
+    let lower = text.to_lowercase();
+    if let Some(at) = lower.find(&mention.to_lowercase()) {
+        let stripped = format!("{}{}", &text[..at], &text[at + mention.len()..]);
+        return turn(Input::Text(stripped.trim().to_string()));
+    }
+    let replying_to_bot = message
+        .reply_to_message()
+        .and_then(|r| r.from.as_ref())
+        .is_some_and(|u| u.is_bot && u.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(bot_username)));
+    if replying_to_bot {
+        return turn(Input::Text(text.to_string()));
+    }
+    Inbound::Ignore
+}
+
+/// A deep-link payload: 1-64 characters of `A-Z a-z 0-9 _ -`.
+fn valid_payload(payload: &str) -> bool {
+    (1..=64).contains(&payload.len()) && payload.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn unsupported_kind(message: &Message) -> Option<&'static str> {
+    if message.sticker().is_some() {
+        Some("sticker")
+    } else if message.photo().is_some() {
+        Some("photo")
+    } else if message.voice().is_some() || message.audio().is_some() {
+        Some("voice")
+    } else if message.video().is_some() || message.video_note().is_some() || message.animation().is_some() {
+        Some("video")
+    } else if message.location().is_some() {
+        Some("location")
+    } else if message.document().is_some() {
+        Some("document")
+    } else if message.contact().is_some() {
+        Some("contact")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(json: serde_json::Value) -> Update {
+        serde_json::from_str(&json.to_string()).expect("a valid update")
+    }
+
+    fn message(chat: serde_json::Value, text: &str) -> Update {
+        update(serde_json::json!({
+            "update_id": 1,
+            "message": {"message_id": 5, "date": 1_795_000_000i64, "chat": chat, "from": {"id": 42, "is_bot": false, "first_name": "A", "language_code": "fr"}, "text": text}
+        }))
+    }
+
+    #[test]
+    fn private_texts_commands_and_deep_links() {
+        let private = serde_json::json!({"id": 42, "type": "private", "first_name": "A"});
+        let u = message(private.clone(), "credit uganda");
+        let Inbound::Turn(t) = read(&u, "advisor_bot") else { panic!("{u:?}") };
+        assert_eq!((t.chat_id, t.user_id, t.lang.as_deref(), t.input), (42, 42, Some("fr"), Input::Text("credit uganda".into())));
+        let Inbound::Turn(t) = read(&message(private.clone(), "/start empretec"), "advisor_bot") else { panic!() };
+        assert_eq!(t.input, Input::Start { payload: Some("empretec".into()) });
+        let Inbound::Turn(t) = read(&message(private.clone(), "/start ../etc"), "advisor_bot") else { panic!() };
+        assert_eq!(t.input, Input::Start { payload: None });
+        let Inbound::Turn(t) = read(&message(private, "/Menu@advisor_bot now"), "advisor_bot") else { panic!() };
+        assert_eq!(t.input, Input::Command { name: "menu".into(), args: "now".into() });
+    }
+
+    #[test]
+    fn groups_are_answered_only_when_addressed() {
+        let group = serde_json::json!({"id": -100, "type": "group", "title": "Traders"});
+        assert_eq!(read(&message(group.clone(), "anyone know a bank?"), "advisor_bot"), Inbound::Ignore);
+        assert_eq!(read(&message(group.clone(), "/menu@other_bot"), "advisor_bot"), Inbound::Ignore);
+        let Inbound::Turn(t) = read(&message(group.clone(), "@advisor_bot credit in Kenya"), "advisor_bot") else { panic!() };
+        assert_eq!((t.chat_id, t.input), (-100, Input::Text("credit in Kenya".into())));
+        let Inbound::Turn(t) = read(&message(group, "/help"), "advisor_bot") else { panic!() };
+        assert_eq!(t.input, Input::Command { name: "help".into(), args: String::new() });
+    }
+}

@@ -1,0 +1,307 @@
+//! The real `sme-advisor serve` binary against the fake Bot API: conversations, faults, restarts and secrets.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::fake_bot_api::{FakeBotApi, Faults};
+use crate::support;
+
+const TOKEN: &str = "123456789:AAHtestTOKENsecretVALUEabcdefghijk";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A running bot process with its own database and log file.
+struct Bot {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Bot {
+    fn start(api: &FakeBotApi, name: &str, extra: &[(&str, &str)]) -> Bot {
+        let dir = std::env::temp_dir().join(format!("sme-advisor-tg-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Bot::start_in(api, dir, extra)
+    }
+
+    fn start_in(api: &FakeBotApi, dir: PathBuf, extra: &[(&str, &str)]) -> Bot {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("bot.log")).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
+        cmd.current_dir(support::root())
+            .arg("serve")
+            .env("TELOXIDE_TOKEN", TOKEN)
+            .env("TELOXIDE_API_URL", api.url())
+            .env("DATABASE_PATH", dir.join("bot.sqlite3"))
+            .env("RUST_LOG", "info")
+            .env_remove("WEBHOOK_URL")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        Bot { child: cmd.spawn().expect("the binary starts"), dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("bot.log")).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.join("bot.sqlite3")).unwrap()
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn labels(api: &FakeBotApi, chat: i64) -> Vec<(i64, String)> {
+    api.messages(chat).iter().flat_map(|m| m.button_labels().into_iter().map(move |l| (m.message_id, l))).collect()
+}
+
+/// Presses the newest button with this label in the chat.
+fn press(api: &FakeBotApi, chat: i64, label: &str) -> i64 {
+    let (message_id, _) = labels(api, chat)
+        .into_iter()
+        .rev()
+        .find(|(_, l)| l == label)
+        .unwrap_or_else(|| panic!("no button {label:?} in chat {chat}: {:?}", labels(api, chat)));
+    api.press_button(chat, chat, message_id, label)
+}
+
+fn texts(api: &FakeBotApi, chat: i64) -> String {
+    api.messages(chat).iter().filter_map(|m| m.plain_text.clone()).collect::<Vec<_>>().join("\n---\n")
+}
+
+async fn wait_text(api: &FakeBotApi, chat: i64, needle: &str) {
+    let what = format!("chat {chat} to show {needle:?}");
+    api.wait_until(&what, WAIT, |a| texts(a, chat).contains(needle)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_taps_through_financing_to_recommendations() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let bot = Bot::start(&api, "flow", &[]);
+    let chat = 1001;
+    api.push_start(chat, chat, "en", "");
+    wait_text(&api, chat, "What does your business need?").await;
+    let menu_id = labels(&api, chat).into_iter().find(|(_, l)| l == "Financing").unwrap().0;
+    press(&api, chat, "Financing");
+    wait_text(&api, chat, "Which country").await;
+    // The menu the user tapped was edited in place, not sent again.
+    assert!(api.message(chat, menu_id).unwrap().edit_count >= 1);
+    api.push_text(chat, chat, "en", "Ugnda");
+    wait_text(&api, chat, "Which sector").await;
+    press(&api, chat, "Agriculture and food");
+    wait_text(&api, chat, "How big is your business?").await;
+    press(&api, chat, "Small (10 to 49 people)");
+    wait_text(&api, chat, "Why it fits: matches Uganda").await;
+    api.wait_until("every button press answered", WAIT, |a| a.unanswered_callback_queries().is_empty()).await;
+    let all = texts(&api, chat);
+    assert!(all.contains("not a lender"), "financing cards carry the disclaimer:\n{all}");
+    // HTML parse mode, link previews off, and the command menu registered.
+    let send = api.calls_to("sendMessage").into_iter().next().unwrap();
+    assert_eq!(send.params["parse_mode"], "HTML");
+    assert_eq!(send.params["link_preview_options"]["is_disabled"], true);
+    assert!(api.my_commands("default", "").is_some_and(|c| c.iter().any(|(name, _)| name == "human")));
+    let db = bot.db();
+    let (profile_country, recommended): (String, i64) = db
+        .query_row(
+            "SELECT p.country, (SELECT count(*) FROM inquiries WHERE kind = 'recommendation') FROM profiles p JOIN users u ON u.id = p.user_id WHERE u.external_id = '1001'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((profile_country.as_str(), recommended), ("uganda", 1));
+    assert!(api.bot_errors().is_empty(), "the bot made no invalid call: {:?}", api.bot_errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_links_inline_mode_old_buttons_stickers_and_groups() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let _bot = Bot::start(&api, "features", &[]);
+    // A free question with a typo.
+    api.push_text(2001, 2001, "en", "wat is empretc");
+    wait_text(&api, 2001, "EMPRETEC").await;
+    // A deep link to one programme, as an agency would print on a leaflet.
+    api.push_start(2002, 2002, "en", "genilem");
+    wait_text(&api, 2002, "Genilem").await;
+    // Inline mode lists matching entries, shareable with a link back to the bot.
+    api.push_inline_query(2003, "en", "credit uganda");
+    api.wait_until("an inline answer", WAIT, |a| !a.inline_answers().is_empty()).await;
+    let answer = &api.inline_answers()[0];
+    let results = &answer.results;
+    assert!(!results.is_empty() && results.len() <= 50);
+    assert!(results.iter().any(|r| r["id"] == "uganda-business-linkages"), "{results:?}");
+    assert!(
+        results[0]["reply_markup"]["inline_keyboard"][0][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://t.me/sme_advisor_test_bot?start=")
+    );
+    // A button from a menu that no longer exists: a polite note and the current menu.
+    api.push_text(2004, 2004, "en", "hello");
+    wait_text(&api, 2004, "What does your business need?").await;
+    let old = api.messages(2004).last().unwrap().message_id;
+    api.push_stale_callback(2004, 2004, old, "s:retired_flow:old_step:x");
+    api.wait_until("the old button answered", WAIT, |a| texts(a, 2004).contains("This menu has changed")).await;
+    api.wait_until("the old button press answered", WAIT, |a| a.unanswered_callback_queries().is_empty()).await;
+    // A sticker gets a friendly answer.
+    api.push_sticker(2005, 2005, "en", "👍");
+    wait_text(&api, 2005, "I can only read text messages").await;
+    // In a group the bot stays quiet unless addressed.
+    let group = -3001;
+    api.push_group_text(group, 2006, "en", "anyone know where to get a loan?");
+    api.push_group_text(group, 2006, "en", "@sme_advisor_test_bot what is empretec");
+    wait_text(&api, group, "EMPRETEC").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(api.messages(group).len(), 1, "only the addressed message is answered: {}", texts(&api, group));
+    assert!(api.bot_errors().is_empty(), "the bot made no invalid call: {:?}", api.bot_errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_bot_loses_no_message_and_doubles_none_of_its_turns() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let mut bot = Bot::start(&api, "kill", &[]);
+    let users: Vec<i64> = (0..10).map(|i| 4000 + i).collect();
+    let mut pushed = 0;
+    for round in 0..3 {
+        for &u in &users {
+            api.push_text(u, u, "en", &format!("what is empretec {round}"));
+            pushed += 1;
+        }
+    }
+    // Kill it in the middle of the stream.
+    api.wait_until("some answers", WAIT, |a| users.iter().map(|u| a.messages(*u).len()).sum::<usize>() >= 5).await;
+    bot.kill();
+    for &u in &users {
+        api.push_text(u, u, "en", "what is empretec after");
+        pushed += 1;
+    }
+    let dir = bot.dir.clone();
+    let bot = Bot::start_in(&api, dir, &[]);
+    api.wait_until("every message answered", Duration::from_secs(30), |a| users.iter().all(|u| a.messages(*u).len() >= 4)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answered: usize = users.iter().map(|u| api.messages(*u).len()).sum();
+    let n_inquiries: i64 = bot.db().query_row("SELECT count(*) FROM inquiries", [], |r| r.get(0)).unwrap();
+    assert_eq!(n_inquiries, pushed, "every question logged exactly once");
+    // A reply can be sent twice only if the kill fell between Telegram accepting it and the outbox
+    // forgetting it: at most the messages in flight.
+    assert!(answered >= pushed as usize && answered <= pushed as usize + 16, "{answered} replies for {pushed} questions");
+    let pending: i64 = bot.db().query_row("SELECT count(*) FROM updates WHERE done_at IS NULL", [], |r| r.get(0)).unwrap();
+    assert_eq!(pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flaky_sends_and_dropped_connections_still_answer_every_message() {
+    let api = FakeBotApi::start(TOKEN).await;
+    api.set_faults(Faults { server_error_probability: 0.10, drop_probability: 0.02, ..Faults::default() });
+    let bot = Bot::start(&api, "faults", &[("RUST_LOG", "debug")]);
+    let users: Vec<i64> = (0..8).map(|i| 5000 + i).collect();
+    for &u in &users {
+        api.push_text(u, u, "en", "tell me about genilem");
+        api.push_text(u, u, "en", "what is empretec");
+    }
+    api.wait_until("every message answered despite faults", Duration::from_secs(60), |a| users.iter().all(|u| a.messages(*u).len() >= 2))
+        .await;
+    let stats = api.fault_stats();
+    assert!(stats.server_errors + stats.dropped > 0, "faults were injected: {stats:?}");
+    for &u in &users {
+        let t = texts(&api, u);
+        assert!(t.contains("Genilem") && t.contains("EMPRETEC"), "chat {u}:\n{t}");
+    }
+    // The token appears nowhere in the log, even at debug level with failing requests.
+    let log = bot.log();
+    assert!(log.contains("send failed") || log.contains("retry"), "the log shows the retries:\n{log}");
+    assert!(!log.contains(TOKEN) && !log.contains("AAHtestTOKEN"), "the token leaked into the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_users_are_marked_inactive_and_429_is_respected() {
+    let api = FakeBotApi::start(TOKEN).await;
+    api.block_chat(6001);
+    api.force_429(1, 1);
+    let bot = Bot::start(&api, "blocked", &[]);
+    api.push_text(6002, 6002, "en", "what is empretec");
+    api.push_text(6001, 6001, "en", "what is empretec");
+    wait_text(&api, 6002, "EMPRETEC").await;
+    api.wait_until("the blocked user marked inactive", WAIT, |_| {
+        bot.db()
+            .query_row("SELECT blocked_at IS NOT NULL FROM users WHERE external_id = '6001'", [], |r| r.get::<_, bool>(0))
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(api.too_many_requests_count() >= 1);
+    let inquiries: i64 = bot.db().query_row("SELECT count(*) FROM inquiries", [], |r| r.get(0)).unwrap();
+    assert_eq!(inquiries, 2, "the blocked user's question is logged even though the reply could not be delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_requests_without_the_secret() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Telegram posts to the public https address; a proxy forwards it to the local listener.
+    let public = "https://bot.example.org/telegram/hook";
+    let url = format!("http://127.0.0.1:{port}/telegram/hook");
+    let _bot = Bot::start(
+        &api,
+        "webhook",
+        &[("WEBHOOK_URL", public), ("WEBHOOK_LISTEN", &format!("127.0.0.1:{port}")), ("WEBHOOK_SECRET", "s3cret-value")],
+    );
+    api.wait_until("setWebhook", WAIT, |a| a.webhook_url() == public).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The update below reaches the bot directly, so tell the fake the chat exists.
+    api.add_chat(7001);
+    let client = reqwest::Client::new();
+    let update = json!({"update_id": 77, "message": {"message_id": 1, "date": 0, "chat": {"id": 7001, "type": "private", "first_name": "W"},
+        "from": {"id": 7001, "is_bot": false, "first_name": "W", "language_code": "en"}, "text": "what is empretec"}});
+    let post = |secret: Option<&'static str>| {
+        let mut request = client.post(&url).json(&update);
+        if let Some(s) = secret {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", s);
+        }
+        request.send()
+    };
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    assert_eq!(post(Some("wrong")).await.unwrap().status(), 401);
+    assert_eq!(post(Some("s3cret-value")).await.unwrap().status(), 200);
+    // Telegram may deliver the same update again: it is answered once.
+    assert_eq!(post(Some("s3cret-value")).await.unwrap().status(), 200);
+    wait_text(&api, 7001, "EMPRETEC").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(api.messages(7001).len(), 1);
+}
+
+#[test]
+fn bad_configuration_stops_start_up_with_one_clear_line() {
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
+        cmd.current_dir(support::root())
+            .arg("serve")
+            .env_remove("TELOXIDE_TOKEN")
+            .env("DATABASE_PATH", std::env::temp_dir().join("sme-advisor-cfg.sqlite3"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, err) = run(&[]);
+    assert!(!ok && err.contains("TELOXIDE_TOKEN") && !err.contains("panicked"), "{err}");
+    let (ok, err) = run(&[("TELOXIDE_TOKEN", "12345:short-secret-xyz")]);
+    assert!(!ok && err.contains("TELOXIDE_TOKEN") && !err.contains("short-secret-xyz"), "{err}");
+    let (ok, err) = run(&[("TELOXIDE_TOKEN", TOKEN), ("TELOXIDE_API_URL", "http://127.0.0.1:9/"), ("WORKERS", "many")]);
+    assert!(!ok && err.contains("WORKERS") && !err.contains(TOKEN), "{err}");
+    // An unreachable Bot API: a clear error, without the token.
+    let (ok, err) = run(&[("TELOXIDE_TOKEN", TOKEN), ("TELOXIDE_API_URL", "http://127.0.0.1:9/")]);
+    assert!(!ok && err.contains("getMe") && !err.contains(TOKEN), "{err}");
+}
