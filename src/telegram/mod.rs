@@ -13,7 +13,7 @@
 //!    errors and 5xx are retried with backoff; 429 pauses sending for `retry_after`; 403 (blocked)
 //!    marks the user inactive and drops what was queued for the chat. A message is removed from the
 //!    outbox after Telegram accepted it, so a crash in between can send that one message twice: at
-//!    most [`MAX_IN_FLIGHT`] messages.
+//!    most [`MAX_IN_FLIGHT`] messages. A reply that has to be retried is preceded by a "typing" action.
 //!
 //! The bot token never appears in logs or errors: every error text passes through [`Redactor`].
 
@@ -34,8 +34,9 @@ use teloxide::payloads::{
 };
 use teloxide::requests::Requester;
 use teloxide::types::{
-    AllowedUpdate, BotCommand, CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InlineQueryId, InlineQueryResult,
-    InlineQueryResultArticle, InputMessageContent, InputMessageContentText, LinkPreviewOptions, MessageId, ParseMode, Update,
+    AllowedUpdate, BotCommand, CallbackQueryId, ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InlineQueryId,
+    InlineQueryResult, InlineQueryResultArticle, InputMessageContent, InputMessageContentText, LinkPreviewOptions, MessageId, ParseMode,
+    Update,
 };
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::{Notify, mpsc, watch};
@@ -585,6 +586,10 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
         let _ = shared.store().outbox_done(id);
         return;
     };
+    if attempts > 0 && !matches!(op, Out::AnswerCallback { .. }) {
+        // The reply is taking a moment: show that the bot is working on it.
+        let _ = shared.bot.send_chat_action(ChatId(chat_id), ChatAction::Typing).await;
+    }
     let result = execute(&shared.bot, &op).await;
     let mut store = shared.store();
     let outcome = match &result {

@@ -155,6 +155,20 @@ async fn questions_links_inline_mode_old_buttons_stickers_and_groups() {
     api.push_stale_callback(2004, 2004, old, "s:retired_flow:old_step:x");
     api.wait_until("the old button answered", WAIT, |a| texts(a, 2004).contains("This menu has changed")).await;
     api.wait_until("the old button press answered", WAIT, |a| a.unanswered_callback_queries().is_empty()).await;
+    // Messages of one chat are answered in the order they were sent.
+    for q in ["what is empretec", "tell me about genilem", "what is unido", "what is empretec"] {
+        api.push_text(2007, 2007, "en", q);
+    }
+    api.wait_until("four answers in chat 2007", WAIT, |a| a.messages(2007).len() >= 4).await;
+    let order: Vec<String> = api
+        .messages(2007)
+        .iter()
+        .map(|m| m.plain_text.clone().unwrap_or_default().lines().next().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        order[0].contains("EMPRETEC") && order[1].contains("Genilem") && order[2].contains("UNIDO") && order[3].contains("EMPRETEC"),
+        "{order:?}"
+    );
     // A sticker gets a friendly answer.
     api.push_sticker(2005, 2005, "en", "👍");
     wait_text(&api, 2005, "I can only read text messages").await;
@@ -219,6 +233,7 @@ async fn flaky_sends_and_dropped_connections_still_answer_every_message() {
         let t = texts(&api, u);
         assert!(t.contains("Genilem") && t.contains("EMPRETEC"), "chat {u}:\n{t}");
     }
+    assert!(!api.chat_actions().is_empty(), "a delayed reply shows the typing action");
     // The token appears nowhere in the log, even at debug level with failing requests.
     let log = bot.log();
     assert!(log.contains("send failed") || log.contains("retry"), "the log shows the retries:\n{log}");
@@ -304,4 +319,25 @@ fn bad_configuration_stops_start_up_with_one_clear_line() {
     // An unreachable Bot API: a clear error, without the token.
     let (ok, err) = run(&[("TELOXIDE_TOKEN", TOKEN), ("TELOXIDE_API_URL", "http://127.0.0.1:9/")]);
     assert!(!ok && err.contains("getMe") && !err.contains(TOKEN), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_bot_cleanly_and_promptly() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let mut bot = Bot::start(&api, "sigterm", &[]);
+    api.push_text(8001, 8001, "en", "what is empretec");
+    wait_text(&api, 8001, "EMPRETEC").await;
+    api.wait_polling(WAIT).await;
+    let started = std::time::Instant::now();
+    let status = Command::new("kill").args(["-TERM", &bot.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = bot.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the bot did not stop within 10 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "clean exit: {exit:?}\n{}", bot.log());
+    assert!(bot.log().contains("stopped"));
 }
