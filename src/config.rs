@@ -47,6 +47,8 @@ pub struct Config {
     pub knowledge_dir: PathBuf,
     pub admin_ids: Vec<i64>,
     pub staff_chat_id: Option<i64>,
+    /// Inquiries older than this many days are deleted; `None` keeps them.
+    pub retention_days: Option<i64>,
 }
 
 /// Reads a variable; an empty value counts as unset.
@@ -162,7 +164,16 @@ impl Config {
                 problem: format!("`{v}` is not a numeric chat id (group ids are negative, like -1001234567890)"),
             })?),
         };
+        let retention_days =
+            match get("RETENTION_DAYS") {
+                None => None,
+                Some(v) => Some(v.parse::<i64>().ok().filter(|d| *d >= 1).ok_or(ConfigError {
+                    variable: "RETENTION_DAYS",
+                    problem: format!("`{v}` is not a whole number of days (1 or more)"),
+                })?),
+            };
         Ok(Config {
+            retention_days,
             database_path: get("DATABASE_PATH").map_or_else(|| PathBuf::from("data/sme-advisor.sqlite3"), PathBuf::from),
             dialogs_dir: get("DIALOGS_DIR").map_or_else(|| PathBuf::from("dialogs"), PathBuf::from),
             knowledge_dir: get("KNOWLEDGE_DIR").map_or_else(|| PathBuf::from("knowledge"), PathBuf::from),

@@ -6,6 +6,7 @@
 //!   every problem as `path:line:col: message`.
 //! - [`matching`] normalises free text and matches it against intents and entries, tolerating typos.
 //! - [`engine`] is the pure dialog engine: `step(content, session, input, now) -> Step`.
+//! - [`desk`] is the staff desk's pure part: staff commands, roles, inquiry views, statistics and exports.
 //! - [`store`] keeps users, profiles, sessions and inquiries in SQLite, one transaction per turn.
 //! - [`telegram`] is the Telegram bot front end (the only module that imports teloxide).
 //! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time.
@@ -15,6 +16,7 @@
 pub mod clock;
 pub mod config;
 pub mod content;
+pub mod desk;
 pub mod engine;
 pub mod matching;
 pub mod store;

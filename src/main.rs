@@ -70,7 +70,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.database_path = db;
     }
     match cli.command {
-        Command::Check => match content::load_dirs(&config.dialogs_dir, &config.knowledge_dir) {
+        // The examples staff attached are checked too, when there is a database to read them from.
+        Command::Check => match content::load_dirs_with(&config.dialogs_dir, &config.knowledge_dir, &existing_learned(&config)?) {
             Ok(content) => {
                 println!(
                     "ok: {} flows, {} intents, {} knowledge entries, {} vocabulary terms, {} languages",
@@ -92,9 +93,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Serve => {
             let settings = ServeSettings::from_lookup(config::var)?;
-            let content = load_content(&config)?;
             let store = Store::open(&config.database_path)
                 .with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
+            let content = load_content(&config, &learned(&store)?)?;
             let parse =
                 |name: &str, url: &str| reqwest::Url::parse(url).map_err(|_| anyhow::anyhow!("{name}: `{url}` is not a valid address"));
             let webhook = match (&settings.webhook_url, &settings.webhook_secret) {
@@ -108,24 +109,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 api_url: settings.api_url.as_deref().map(|u| parse("TELOXIDE_API_URL", u)).transpose()?,
                 webhook,
                 workers: settings.workers,
+                admin_ids: config.admin_ids.clone(),
+                staff_chat_id: config.staff_chat_id,
+                retention_days: config.retention_days,
+                dialogs_dir: config.dialogs_dir.clone(),
+                knowledge_dir: config.knowledge_dir.clone(),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
             runtime.block_on(telegram::serve(serve_config, std::sync::Arc::new(content), store, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Chat { user, lang } => {
-            let content = load_content(&config)?;
             let mut store = Store::open(&config.database_path)
                 .with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
+            let content = load_content(&config, &learned(&store)?)?;
             terminal::chat(&content, &mut store, &user, &lang)?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// Loads content or fails with every diagnostic.
-fn load_content(config: &Config) -> anyhow::Result<Content> {
-    content::load_dirs(&config.dialogs_dir, &config.knowledge_dir).map_err(|diags| {
+/// The learned examples of an existing database; none when there is no database yet.
+fn existing_learned(config: &Config) -> anyhow::Result<Vec<content::ExtraExample>> {
+    if !config.database_path.exists() {
+        return Ok(Vec::new());
+    }
+    let store =
+        Store::open(&config.database_path).with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
+    learned(&store)
+}
+
+/// The example questions staff attached, as content extras.
+fn learned(store: &Store) -> anyhow::Result<Vec<content::ExtraExample>> {
+    Ok(store
+        .learned_examples()?
+        .into_iter()
+        .map(|l| content::ExtraExample { id: l.id, entry_id: l.entry_id, lang: l.lang, text: l.text })
+        .collect())
+}
+
+/// Loads content with the learned examples, or fails with every diagnostic.
+fn load_content(config: &Config, extras: &[content::ExtraExample]) -> anyhow::Result<Content> {
+    content::load_dirs_with(&config.dialogs_dir, &config.knowledge_dir, extras).map_err(|diags| {
         let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the content has {} problem(s); run `sme-advisor check`:\n{}", diags.len(), lines.join("\n"))
     })

@@ -94,17 +94,41 @@ fn collect(dir: &Path, files: &mut Vec<SourceFile>, diags: &mut Vec<Diagnostic>)
     }
 }
 
+/// An example question kept outside the files (staff attach them from the inquiry log); it is
+/// checked like the examples in the files. Diagnostics point at `database:learned_examples:<id>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraExample {
+    pub id: i64,
+    pub entry_id: String,
+    pub lang: String,
+    pub text: String,
+}
+
 /// Reads and loads the content folders.
 pub fn load_dirs(dialogs: &Path, knowledge: &Path) -> Result<Content, Vec<Diagnostic>> {
+    load_dirs_with(dialogs, knowledge, &[])
+}
+
+/// Reads and loads the content folders with extra examples.
+pub fn load_dirs_with(dialogs: &Path, knowledge: &Path, extras: &[ExtraExample]) -> Result<Content, Vec<Diagnostic>> {
     let files = read_dirs(dialogs, knowledge)?;
     let dialogs_prefix = dialogs.display().to_string();
-    from_sources(&files, |path| path.starts_with(&dialogs_prefix))
+    from_sources_with(&files, |path| path.starts_with(&dialogs_prefix), extras)
 }
 
 /// Builds content from files; `is_dialog` tells dialog files from knowledge files.
 /// A knowledge file named `vocabulary.toml` is the vocabulary; every other one is an entry.
 pub fn from_sources(files: &[SourceFile], is_dialog: impl Fn(&str) -> bool) -> Result<Content, Vec<Diagnostic>> {
-    let mut b = Builder::default();
+    from_sources_with(files, is_dialog, &[])
+}
+
+/// [`from_sources`] with extra example questions for entries.
+pub fn from_sources_with(
+    files: &[SourceFile],
+    is_dialog: impl Fn(&str) -> bool,
+    extras: &[ExtraExample],
+) -> Result<Content, Vec<Diagnostic>> {
+    let mut b = Builder { extras: extras.to_vec(), ..Builder::default() };
     for source in files {
         let file = File::new(&source.path, &source.text);
         if let Some(root) = file.parse() {
@@ -142,6 +166,7 @@ struct Builder {
     term_refs: Vec<(Vec<VocabKind>, String, Loc)>,
     entry_refs: Vec<(String, Loc)>,
     vocabulary_seen: bool,
+    extras: Vec<ExtraExample>,
 }
 
 enum TargetSlot {
@@ -920,6 +945,16 @@ impl Builder {
                 err(&mut diags, &entry.loc, format!("duplicate entry `{}` (first defined at {})", entry.id, old.loc));
             } else {
                 entries.push(entry);
+            }
+        }
+        for extra in &self.extras {
+            let loc = Loc { path: format!("database:learned_examples:{}", extra.id), line: 1, col: 1 };
+            match entries.iter_mut().find(|e| e.id == extra.entry_id) {
+                None => err(&mut diags, &loc, format!("`{}` names no knowledge entry", extra.entry_id)),
+                Some(entry) => match entry.texts.get_mut(&extra.lang) {
+                    Some(text) => text.examples.push((loc, extra.text.clone())),
+                    None => err(&mut diags, &loc, format!("entry `{}` has no `[{}]` texts for this example", entry.id, extra.lang)),
+                },
             }
         }
         for (id, loc) in &self.entry_refs {

@@ -9,7 +9,7 @@ pub mod reader;
 
 use std::collections::{BTreeMap, HashMap};
 
-pub use load::{SourceFile, from_sources, load_dirs, read_dirs};
+pub use load::{ExtraExample, SourceFile, from_sources, from_sources_with, load_dirs, load_dirs_with, read_dirs};
 pub use reader::{Diagnostic, Loc};
 
 use crate::matching::Index;
@@ -65,6 +65,44 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("button_none", &[]),
     ("terminal_hint", &[]),
     ("button_open_bot", &[]),
+    ("desk_forbidden", &[]),
+    ("desk_usage_inquiry", &[]),
+    ("desk_usage_resolve", &[]),
+    ("desk_usage_learn", &[]),
+    ("desk_usage_period", &[]),
+    ("desk_usage_grant", &[]),
+    ("desk_usage_revoke", &[]),
+    ("desk_not_found", &["id"]),
+    ("desk_inbox_empty", &[]),
+    ("desk_inbox_title", &["count"]),
+    ("desk_inbox_line", &["id", "when", "kind", "status", "text"]),
+    ("desk_inquiry", &["id", "when", "user", "lang", "kind", "status", "matched", "confidence", "country", "sector", "taken", "text"]),
+    ("desk_history_line", &["when", "actor", "kind", "text"]),
+    ("desk_resolved", &["id"]),
+    ("desk_taken", &["id", "by"]),
+    ("desk_learned", &["entry", "text"]),
+    ("desk_learn_refused", &["problem"]),
+    (
+        "desk_stats",
+        &["period", "total", "questions", "answered", "handoffs", "recommendations", "topics", "unanswered", "countries", "languages"],
+    ),
+    ("desk_export_caption", &["count"]),
+    ("desk_export_empty", &[]),
+    ("desk_granted", &["user", "role"]),
+    ("desk_revoked", &["user", "role"]),
+    ("desk_unchanged", &[]),
+    ("desk_roles_title", &[]),
+    ("desk_role_line", &["user", "role", "by"]),
+    ("desk_handoff_post", &["id", "user", "lang", "profile", "recent", "text"]),
+    ("desk_staff_reply", &["text"]),
+    ("desk_user_reply", &["user", "text"]),
+    ("desk_relayed", &[]),
+    ("desk_user_resolved", &[]),
+    ("desk_button_resolve", &[]),
+    ("desk_button_take", &[]),
+    ("desk_button_next", &[]),
+    ("desk_button_previous", &[]),
+    ("desk_button_learn", &["entry"]),
 ];
 
 /// Everything the engine needs, validated.

@@ -31,6 +31,9 @@ pub type Timestamp = i64;
 
 /// A session idle for longer than this forgets where it was in a flow (the profile stays).
 pub const FLOW_TIMEOUT_SECS: Timestamp = 7 * 24 * 3600;
+/// How many of the user's recent messages a session keeps for an advisor, and how much of each.
+pub const RECENT_TURNS: usize = 5;
+pub const RECENT_CHARS: usize = 200;
 /// How many recommendations one message shows.
 pub const PAGE_SIZE: usize = 3;
 
@@ -363,6 +366,10 @@ impl<'c> Turn<'c> {
         if trimmed.is_empty() {
             self.say_message("empty_input");
             return;
+        }
+        self.s.recent.push(trimmed.chars().take(RECENT_CHARS).collect());
+        if self.s.recent.len() > RECENT_TURNS {
+            self.s.recent.remove(0);
         }
         if let Some(position) = self.s.at.clone() {
             let target = position.target();

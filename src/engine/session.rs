@@ -8,7 +8,8 @@ use crate::content::Target;
 
 use super::Timestamp;
 
-/// Bumped when the session's shape changes; an older session is replaced by a fresh one.
+/// Bumped when the session's shape changes incompatibly; an older session is replaced by a fresh
+/// one. (Fields added with a default keep the version.)
 pub const SESSION_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,9 @@ pub struct Session {
     pub slots: BTreeMap<String, String>,
     /// The last question the bot could not answer, for a handoff.
     pub last_question: Option<String>,
+    /// The user's last few typed messages (shortened), shown to an advisor with a handoff.
+    #[serde(default)]
+    pub recent: Vec<String>,
     pub updated: Timestamp,
 }
 

@@ -13,7 +13,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::engine::{Effect, Inquiry, Profile, SESSION_VERSION, Session, Step, Timestamp};
+use crate::engine::{Effect, Inquiry, InquiryKind, Profile, SESSION_VERSION, Session, Step, Timestamp};
+
+mod desk;
+
+pub use desk::{Event, InquiryFilter, LearnedExample, RoleGrant};
 
 /// Append-only: never edit a migration that has shipped, add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -84,6 +88,41 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_by_chat ON outbox (chat_id, id);
 ALTER TABLE users ADD COLUMN blocked_at INTEGER;
 "#,
+    r#"
+CREATE TABLE roles (
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    granted_by TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, external_id, role)
+);
+CREATE TABLE inquiry_events (
+    id INTEGER PRIMARY KEY,
+    inquiry_id INTEGER NOT NULL REFERENCES inquiries(id) ON DELETE CASCADE,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX inquiry_events_by_inquiry ON inquiry_events (inquiry_id, id);
+CREATE TABLE handoff_posts (
+    chat_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    inquiry_id INTEGER NOT NULL REFERENCES inquiries(id) ON DELETE CASCADE,
+    PRIMARY KEY (chat_id, message_id)
+);
+CREATE TABLE learned_examples (
+    id INTEGER PRIMARY KEY,
+    entry_id TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    text TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    UNIQUE (entry_id, lang, text)
+);
+ALTER TABLE inquiries ADD COLUMN taken_by TEXT;
+"#,
 ];
 
 /// Inquiry texts are kept up to this many characters.
@@ -109,6 +148,7 @@ pub struct InquiryRow {
     pub topic: Option<String>,
     pub country: Option<String>,
     pub sector: Option<String>,
+    pub taken_by: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,28 +236,7 @@ impl Store {
 
     /// Inquiries, newest first.
     pub fn inquiries(&self, limit: usize) -> Result<Vec<InquiryRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, user_id, at, lang, kind, text, matched, confidence, answered, status, topic, country, sector
-             FROM inquiries ORDER BY at DESC, id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok(InquiryRow {
-                id: r.get(0)?,
-                user: r.get::<_, Option<i64>>(1)?.map(UserId),
-                at: r.get(2)?,
-                lang: r.get(3)?,
-                kind: r.get(4)?,
-                text: r.get(5)?,
-                matched: r.get(6)?,
-                confidence: r.get(7)?,
-                answered: r.get(8)?,
-                status: r.get(9)?,
-                topic: r.get(10)?,
-                country: r.get(11)?,
-                sector: r.get(12)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.query_inquiries(&InquiryFilter::default(), limit)
     }
 
     /// Records incoming updates durably; a repeated `update_id` is ignored. Returns the new ones.
@@ -268,8 +287,8 @@ impl Store {
         lang: &str,
         now: Timestamp,
         decide: impl FnOnce(&Session) -> Step,
-        outgoing: impl FnOnce(&Step) -> Vec<Outgoing>,
-    ) -> Result<Option<(UserId, Step)>, StoreError> {
+        outgoing: impl FnOnce(&TurnRecord) -> Vec<Outgoing>,
+    ) -> Result<Option<TurnRecord>, StoreError> {
         let tx = self.conn.transaction()?;
         if !claim_update(&tx, update_id, now)? {
             return Ok(None);
@@ -278,10 +297,11 @@ impl Store {
         tx.execute("UPDATE users SET blocked_at = NULL WHERE id = ?1", [user.0])?;
         let session = load_session(&tx, user, lang)?;
         let step = decide(&session);
-        save_turn(&tx, user, &step, now)?;
-        insert_outgoing(&tx, &outgoing(&step), now)?;
+        let inquiries = save_turn(&tx, user, &step, now)?;
+        let record = TurnRecord { user, step, inquiries };
+        insert_outgoing(&tx, &outgoing(&record), now)?;
         tx.commit()?;
-        Ok(Some((user, step)))
+        Ok(Some(record))
     }
 
     /// Marks an update handled without a turn, queueing any messages it needs.
@@ -380,6 +400,14 @@ impl Store {
     }
 }
 
+/// What a turn did: who, the engine's step, and the inquiries it logged (kind, id).
+#[derive(Clone, Debug)]
+pub struct TurnRecord {
+    pub user: UserId,
+    pub step: Step,
+    pub inquiries: Vec<(InquiryKind, i64)>,
+}
+
 /// An update as received: its id, the chat it belongs to, and the raw JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IncomingUpdate {
@@ -455,11 +483,13 @@ fn load_session(tx: &Transaction<'_>, user: UserId, lang: &str) -> Result<Sessio
     Ok(session)
 }
 
-fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) -> Result<(), StoreError> {
+/// Saves a turn; returns the ids of the inquiries it logged, with their kinds.
+fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) -> Result<Vec<(InquiryKind, i64)>, StoreError> {
+    let mut logged = Vec::new();
     if step.effects.contains(&Effect::Forget) {
         // Everything about the user goes; the next message starts a new user.
         tx.execute("DELETE FROM users WHERE id = ?1", [user.0])?;
-        return Ok(());
+        return Ok(logged);
     }
     let session = &step.session;
     let p = &session.profile;
@@ -475,7 +505,7 @@ fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) ->
     )?;
     for effect in &step.effects {
         match effect {
-            Effect::Inquiry(inquiry) => insert_inquiry(tx, user, session, inquiry, now)?,
+            Effect::Inquiry(inquiry) => logged.push((inquiry.kind, insert_inquiry(tx, user, session, inquiry, now)?)),
             Effect::Subscription { active, topics } => {
                 tx.execute(
                     "INSERT INTO subscriptions (user_id, active, topics, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -487,12 +517,12 @@ fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) ->
             Effect::ProfileSet { .. } | Effect::LanguageSet(_) | Effect::Handoff { .. } | Effect::Forget => {}
         }
     }
-    Ok(())
+    Ok(logged)
 }
 
-fn insert_inquiry(tx: &Transaction<'_>, user: UserId, session: &Session, inquiry: &Inquiry, now: Timestamp) -> Result<(), StoreError> {
+fn insert_inquiry(tx: &Transaction<'_>, user: UserId, session: &Session, inquiry: &Inquiry, now: Timestamp) -> Result<i64, StoreError> {
     let status = match (inquiry.kind, inquiry.answered) {
-        (crate::engine::InquiryKind::Handoff, _) => "needs_human",
+        (InquiryKind::Handoff, _) => "needs_human",
         (_, true) => "answered",
         (_, false) => "new",
     };
@@ -515,5 +545,5 @@ fn insert_inquiry(tx: &Transaction<'_>, user: UserId, session: &Session, inquiry
             session.profile.sector,
         ],
     )?;
-    Ok(())
+    Ok(tx.last_insert_rowid())
 }

@@ -27,6 +27,10 @@ pub struct Turn {
     pub input: Input,
     /// For a button press: the callback to answer and the message the button was on.
     pub callback: Option<Callback>,
+    /// The message this one replies to, if any.
+    pub reply_to: Option<i32>,
+    /// Whether the chat is a private chat with the user.
+    pub private: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +62,8 @@ pub fn read(update: &Update, bot_username: &str) -> Inbound {
                 lang: q.from.language_code.clone(),
                 input: Input::Button(data),
                 callback: Some(Callback { id: q.id.0.clone(), message_id: q.message.as_ref().map(|m| m.id().0) }),
+                reply_to: None,
+                private: q.message.as_ref().is_none_or(|m| m.chat().is_private()),
             })
         }
         UpdateKind::InlineQuery(q) => Inbound::Inline { id: q.id.0.clone(), lang: q.from.language_code.clone(), query: q.query.clone() },
@@ -71,8 +77,17 @@ fn read_message(message: &Message, bot_username: &str) -> Inbound {
         return Inbound::Ignore;
     }
     let private = message.chat.is_private();
+    let reply_to = message.reply_to_message().map(|r| r.id.0);
     let turn = |input: Input| {
-        Inbound::Turn(Turn { chat_id: message.chat.id.0, user_id: from.id.0, lang: from.language_code.clone(), input, callback: None })
+        Inbound::Turn(Turn {
+            chat_id: message.chat.id.0,
+            user_id: from.id.0,
+            lang: from.language_code.clone(),
+            input,
+            callback: None,
+            reply_to,
+            private,
+        })
     };
     let Some(text) = message.text() else {
         if !private {

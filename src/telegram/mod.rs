@@ -19,6 +19,7 @@
 
 pub mod inbound;
 pub mod render;
+mod staff;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -30,13 +31,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use teloxide::payloads::{
-    AnswerInlineQuerySetters, EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters, SetMyCommandsSetters, SetWebhookSetters,
+    AnswerInlineQuerySetters, EditMessageTextSetters, GetUpdatesSetters, SendDocumentSetters, SendMessageSetters, SetMyCommandsSetters,
+    SetWebhookSetters,
 };
 use teloxide::requests::Requester;
 use teloxide::types::{
     AllowedUpdate, BotCommand, CallbackQueryId, ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InlineQueryId,
-    InlineQueryResult, InlineQueryResultArticle, InputMessageContent, InputMessageContentText, LinkPreviewOptions, MessageId, ParseMode,
-    Update,
+    InlineQueryResult, InlineQueryResultArticle, InputFile, InputMessageContent, InputMessageContentText, LinkPreviewOptions, MessageId,
+    ParseMode, ReplyParameters, Update,
 };
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::{Notify, mpsc, watch};
@@ -66,6 +68,15 @@ pub struct ServeConfig {
     pub api_url: Option<reqwest::Url>,
     pub webhook: Option<Webhook>,
     pub workers: usize,
+    /// Telegram user ids of the admins.
+    pub admin_ids: Vec<i64>,
+    /// The staff group that receives handoff requests.
+    pub staff_chat_id: Option<i64>,
+    /// Inquiries older than this many days are deleted.
+    pub retention_days: Option<i64>,
+    /// Where the content comes from, to reload it when staff add an example question.
+    pub dialogs_dir: std::path::PathBuf,
+    pub knowledge_dir: std::path::PathBuf,
 }
 
 /// Webhook mode: Telegram posts updates to `url`, which reaches this process at `listen`.
@@ -80,9 +91,41 @@ pub struct Webhook {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Out {
-    Send { chat_id: i64, message: Message },
-    Edit { chat_id: i64, message_id: i32, message: Message },
-    AnswerCallback { id: String },
+    Send {
+        chat_id: i64,
+        message: Message,
+        /// Sent as a reply to this message (a staff thread).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<i32>,
+        /// The handoff inquiry this message is the staff post of: remember its message id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        post_of: Option<i64>,
+    },
+    Edit {
+        chat_id: i64,
+        message_id: i32,
+        message: Message,
+    },
+    AnswerCallback {
+        id: String,
+    },
+    Document {
+        chat_id: i64,
+        file_name: String,
+        caption: String,
+        content: String,
+    },
+}
+
+impl Out {
+    /// A plain new message.
+    pub fn send(chat_id: i64, message: Message) -> Out {
+        Out::Send { chat_id, message, reply_to: None, post_of: None }
+    }
+
+    pub fn queue(&self, chat_id: i64) -> Outgoing {
+        Outgoing { chat_id, payload: serde_json::to_string(self).expect("an operation always serialises") }
+    }
 }
 
 /// Replaces the token in any text that might carry it (request URLs in errors).
@@ -98,8 +141,13 @@ impl Redactor {
 
 struct Shared {
     bot: Bot,
-    content: Arc<Content>,
+    content: std::sync::RwLock<Arc<Content>>,
     store: Mutex<Store>,
+    admin_ids: Vec<i64>,
+    staff_chat_id: Option<i64>,
+    retention_days: Option<i64>,
+    dialogs_dir: std::path::PathBuf,
+    knowledge_dir: std::path::PathBuf,
     redactor: Redactor,
     username: String,
     wake_sender: Notify,
@@ -110,6 +158,15 @@ struct Shared {
 impl Shared {
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The content in use now; staff can replace it while the bot runs.
+    fn content(&self) -> Arc<Content> {
+        self.content.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_content(&self, content: Content) {
+        *self.content.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(content);
     }
 }
 
@@ -130,8 +187,13 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
     register_commands(&bot, &content, &redactor).await;
     let shared = Arc::new(Shared {
         bot,
-        content,
+        content: std::sync::RwLock::new(content),
         store: Mutex::new(store),
+        admin_ids: config.admin_ids.clone(),
+        staff_chat_id: config.staff_chat_id,
+        retention_days: config.retention_days,
+        dialogs_dir: config.dialogs_dir.clone(),
+        knowledge_dir: config.knowledge_dir.clone(),
         redactor,
         username,
         wake_sender: Notify::new(),
@@ -333,8 +395,9 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
             shared.store().finish_update(update_id, &[], now())?;
         }
         Inbound::Inline { id, lang, query } => {
-            let lang = pick_lang(&shared.content, lang.as_deref());
-            let results = inline_results(&shared.content, &shared.username, &query, &lang);
+            let content = shared.content();
+            let lang = pick_lang(&content, lang.as_deref());
+            let results = inline_results(&content, &shared.username, &query, &lang);
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -355,19 +418,29 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
             tracing::info!(update_id, kind = "inline", "update handled");
         }
         Inbound::Turn(turn) => {
-            let lang = pick_lang(&shared.content, turn.lang.as_deref());
+            if staff::handle(shared, update_id, &turn).await? {
+                shared.wake_sender.notify_one();
+                return Ok(());
+            }
+            let content = shared.content();
+            let lang = pick_lang(&content, turn.lang.as_deref());
             let at = now();
-            let content = &shared.content;
             let user = turn.user_id.to_string();
+            let staff_chat = shared.staff_chat_id;
             let handled = shared.store().update_turn(
                 update_id,
                 (CHANNEL, &user),
                 &lang,
                 at,
-                |session| engine::step(content, session, &turn.input, at),
-                |step| outgoing(&turn, step),
+                |session| engine::step(&content, session, &turn.input, at),
+                |record| {
+                    let mut ops = outgoing(&turn, &record.step);
+                    ops.extend(staff::handoff_posts(&content, staff_chat, record));
+                    ops
+                },
             )?;
-            if let Some((_, step)) = handled {
+            if let Some(record) = handled {
+                let step = &record.step;
                 shared.wake_sender.notify_one();
                 tracing::info!(
                     update_id,
@@ -408,12 +481,10 @@ pub fn outgoing(turn: &inbound::Turn, step: &engine::Step) -> Vec<Outgoing> {
     for (i, message) in messages.into_iter().enumerate() {
         match edit_target {
             Some(message_id) if i == 0 => ops.push(Out::Edit { chat_id: turn.chat_id, message_id, message }),
-            _ => ops.push(Out::Send { chat_id: turn.chat_id, message }),
+            _ => ops.push(Out::send(turn.chat_id, message)),
         }
     }
-    ops.into_iter()
-        .map(|op| Outgoing { chat_id: turn.chat_id, payload: serde_json::to_string(&op).expect("an operation always serialises") })
-        .collect()
+    ops.into_iter().map(|op| op.queue(turn.chat_id)).collect()
 }
 
 /// Knowledge entries matching an inline query, as shareable cards with a link back to the bot.
@@ -507,7 +578,8 @@ fn classify(error: &RequestError) -> Failure {
     }
 }
 
-async fn execute(bot: &Bot, op: &Out) -> Result<(), RequestError> {
+/// Performs one operation; returns the id of the message it sent, if it sent one.
+async fn execute(bot: &Bot, op: &Out) -> Result<Option<i32>, RequestError> {
     let keyboard = |m: &Message| {
         InlineKeyboardMarkup::new(
             m.keyboard
@@ -516,14 +588,22 @@ async fn execute(bot: &Bot, op: &Out) -> Result<(), RequestError> {
         )
     };
     match op {
-        Out::Send { chat_id, message } => {
+        Out::Send { chat_id, message, reply_to, .. } => {
             let mut request =
                 bot.send_message(ChatId(*chat_id), message.text.clone()).parse_mode(ParseMode::Html).link_preview_options(no_preview());
             if !message.keyboard.is_empty() {
                 request = request.reply_markup(keyboard(message));
             }
-            request.await.map(|_| ())
+            if let Some(id) = reply_to {
+                request = request.reply_parameters(ReplyParameters::new(MessageId(*id)));
+            }
+            request.await.map(|m| Some(m.id.0))
         }
+        Out::Document { chat_id, file_name, caption, content } => bot
+            .send_document(ChatId(*chat_id), InputFile::memory(content.clone().into_bytes()).file_name(file_name.clone()))
+            .caption(caption.clone())
+            .await
+            .map(|m| Some(m.id.0)),
         Out::Edit { chat_id, message_id, message } => {
             let mut request = bot
                 .edit_message_text(ChatId(*chat_id), MessageId(*message_id), message.text.clone())
@@ -532,9 +612,9 @@ async fn execute(bot: &Bot, op: &Out) -> Result<(), RequestError> {
             if !message.keyboard.is_empty() {
                 request = request.reply_markup(keyboard(message));
             }
-            request.await.map(|_| ())
+            request.await.map(|_| None)
         }
-        Out::AnswerCallback { id } => bot.answer_callback_query(CallbackQueryId(id.clone())).await.map(|_| ()),
+        Out::AnswerCallback { id } => bot.answer_callback_query(CallbackQueryId(id.clone())).await.map(|_| None),
     }
 }
 
@@ -542,7 +622,7 @@ async fn execute(bot: &Bot, op: &Out) -> Result<(), RequestError> {
 async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut last_prune = now();
+    let mut last_prune = 0;
     loop {
         if *stop.borrow() {
             break;
@@ -567,6 +647,13 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         if now() - last_prune > 600 {
             last_prune = now();
             let _ = shared.store().prune_updates(now() - 2 * 24 * 3600);
+            if let Some(days) = shared.retention_days {
+                match shared.store().purge_inquiries(now() - days * 86_400) {
+                    Ok(n) if n > 0 => tracing::info!(deleted = n, days, "retention: old inquiries deleted"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "retention failed"),
+                }
+            }
         }
         let idle = if tasks.is_empty() { Duration::from_millis(500) } else { Duration::from_millis(100) };
         tokio::select! {
@@ -593,7 +680,12 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
     let result = execute(&shared.bot, &op).await;
     let mut store = shared.store();
     let outcome = match &result {
-        Ok(()) => Failure::Done,
+        Ok(sent) => {
+            if let (Out::Send { chat_id, post_of: Some(inquiry), .. }, Some(message_id)) = (&op, sent) {
+                let _ = store.record_handoff_post(*chat_id, i64::from(*message_id), *inquiry);
+            }
+            Failure::Done
+        }
         Err(e) => classify(e),
     };
     let error = result.err().map(|e| shared.redactor.clean(&e.to_string()));
@@ -621,7 +713,7 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
         }
         Failure::EditToSend => {
             if let Out::Edit { chat_id, message, .. } = op {
-                let send = Out::Send { chat_id, message };
+                let send = Out::send(chat_id, message);
                 let _ = store.outbox_replace(id, &serde_json::to_string(&send).expect("serialises"));
             } else {
                 let _ = store.outbox_done(id);

@@ -19,6 +19,7 @@ mod markup;
 mod spec;
 mod state;
 #[cfg(test)]
+#[cfg(test)]
 mod tests;
 mod updates;
 

@@ -1,0 +1,254 @@
+//! Storage for the staff desk: roles, the inquiry log's queries and history, handoff threads, learned examples, retention.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{InquiryRow, Store, StoreError, UserId};
+use crate::engine::Timestamp;
+
+/// A role granted to a user of a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleGrant {
+    pub external_id: String,
+    pub role: String,
+    pub granted_by: String,
+    pub granted_at: Timestamp,
+}
+
+/// One line of an inquiry's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: String,
+    pub text: String,
+}
+
+/// An example question staff attached to a knowledge entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LearnedExample {
+    pub id: i64,
+    pub entry_id: String,
+    pub lang: String,
+    pub text: String,
+}
+
+/// Which inquiries to list or export; empty fields match everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InquiryFilter {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub status: Option<String>,
+    pub lang: Option<String>,
+    pub country: Option<String>,
+    pub kind: Option<String>,
+    /// Only inquiries still waiting: unanswered questions and open handoffs.
+    pub open: bool,
+}
+
+const COLUMNS: &str = "id, user_id, at, lang, kind, text, matched, confidence, answered, status, topic, country, sector, taken_by";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<InquiryRow> {
+    Ok(InquiryRow {
+        id: r.get(0)?,
+        user: r.get::<_, Option<i64>>(1)?.map(UserId),
+        at: r.get(2)?,
+        lang: r.get(3)?,
+        kind: r.get(4)?,
+        text: r.get(5)?,
+        matched: r.get(6)?,
+        confidence: r.get(7)?,
+        answered: r.get(8)?,
+        status: r.get(9)?,
+        topic: r.get(10)?,
+        country: r.get(11)?,
+        sector: r.get(12)?,
+        taken_by: r.get(13)?,
+    })
+}
+
+impl Store {
+    pub fn grant(&mut self, channel: &str, external_id: &str, role: &str, by: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO roles (channel, external_id, role, granted_by, granted_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![channel, external_id, role, by, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn revoke(&mut self, channel: &str, external_id: &str, role: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM roles WHERE channel = ?1 AND external_id = ?2 AND role = ?3", params![channel, external_id, role])?;
+        Ok(n == 1)
+    }
+
+    pub fn roles_of(&self, channel: &str, external_id: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT role FROM roles WHERE channel = ?1 AND external_id = ?2 ORDER BY role")?;
+        let rows = stmt.query_map(params![channel, external_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn role_grants(&self, channel: &str) -> Result<Vec<RoleGrant>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT external_id, role, granted_by, granted_at FROM roles WHERE channel = ?1 ORDER BY role, external_id")?;
+        let rows = stmt.query_map([channel], |r| {
+            Ok(RoleGrant { external_id: r.get(0)?, role: r.get(1)?, granted_by: r.get(2)?, granted_at: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Inquiries matching a filter: open ones handoffs first, then newest first.
+    pub fn query_inquiries(&self, filter: &InquiryFilter, limit: usize) -> Result<Vec<InquiryRow>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM inquiries WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |clause: &str, value: rusqlite::types::Value| {
+            args.push(value);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(v) = filter.since {
+            add(" AND at >= ?", v.into());
+        }
+        if let Some(v) = filter.until {
+            add(" AND at < ?", v.into());
+        }
+        if let Some(v) = &filter.status {
+            add(" AND status = ?", v.clone().into());
+        }
+        if let Some(v) = &filter.lang {
+            add(" AND lang = ?", v.clone().into());
+        }
+        if let Some(v) = &filter.country {
+            add(" AND country = ?", v.clone().into());
+        }
+        if let Some(v) = &filter.kind {
+            add(" AND kind = ?", v.clone().into());
+        }
+        if filter.open {
+            sql.push_str(" AND status IN ('new', 'needs_human')");
+        }
+        sql.push_str(" ORDER BY CASE status WHEN 'needs_human' THEN 0 ELSE 1 END, at DESC, id DESC");
+        sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as usize)));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn inquiry(&self, id: i64) -> Result<Option<InquiryRow>, StoreError> {
+        Ok(self.conn.query_row(&format!("SELECT {COLUMNS} FROM inquiries WHERE id = ?1"), [id], row).optional()?)
+    }
+
+    pub fn events(&self, inquiry_id: i64) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT at, actor, kind, text FROM inquiry_events WHERE inquiry_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([inquiry_id], |r| Ok(Event { at: r.get(0)?, actor: r.get(1)?, kind: r.get(2)?, text: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Adds a line to an inquiry's history and, when given, changes its status, in one transaction.
+    pub fn inquiry_event(
+        &mut self,
+        inquiry_id: i64,
+        actor: &str,
+        kind: &str,
+        text: &str,
+        status: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let exists: bool = tx.query_row("SELECT count(*) > 0 FROM inquiries WHERE id = ?1", [inquiry_id], |r| r.get(0))?;
+        if !exists {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO inquiry_events (inquiry_id, at, actor, kind, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![inquiry_id, now, actor, kind, text],
+        )?;
+        if let Some(status) = status {
+            tx.execute("UPDATE inquiries SET status = ?2 WHERE id = ?1", params![inquiry_id, status])?;
+        }
+        if kind == "taken" {
+            tx.execute("UPDATE inquiries SET taken_by = ?2 WHERE id = ?1", params![inquiry_id, actor])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn record_handoff_post(&mut self, chat_id: i64, message_id: i64, inquiry_id: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO handoff_posts (chat_id, message_id, inquiry_id) VALUES (?1, ?2, ?3)",
+            params![chat_id, message_id, inquiry_id],
+        )?;
+        Ok(())
+    }
+
+    /// The inquiry a staff-group post belongs to.
+    pub fn inquiry_of_post(&self, chat_id: i64, message_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT inquiry_id FROM handoff_posts WHERE chat_id = ?1 AND message_id = ?2", params![chat_id, message_id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// The staff post of an inquiry, if it was posted.
+    pub fn post_of_inquiry(&self, inquiry_id: i64) -> Result<Option<(i64, i64)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT chat_id, message_id FROM handoff_posts WHERE inquiry_id = ?1 ORDER BY message_id LIMIT 1",
+                [inquiry_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The handoff in which an advisor is talking with this user, if one is open.
+    pub fn open_thread(&self, user: UserId) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM inquiries WHERE user_id = ?1 AND kind = 'handoff' AND status = 'answered_by_staff' ORDER BY id DESC LIMIT 1",
+                [user.0],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The channel and channel id of an internal user.
+    pub fn external_of(&self, user: UserId) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT channel, external_id FROM users WHERE id = ?1", [user.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// The profile fields and recent messages of a user, for a handoff post.
+    pub fn lang_of(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row("SELECT lang FROM profiles WHERE user_id = ?1", [user.0], |r| r.get(0)).optional()?)
+    }
+
+    pub fn learn(&mut self, entry_id: &str, lang: &str, text: &str, by: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO learned_examples (entry_id, lang, text, added_by, added_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![entry_id, lang, text, by, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn unlearn(&mut self, id: i64) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM learned_examples WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    pub fn learned_examples(&self) -> Result<Vec<LearnedExample>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id, entry_id, lang, text FROM learned_examples ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok(LearnedExample { id: r.get(0)?, entry_id: r.get(1)?, lang: r.get(2)?, text: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes inquiries (and their history and posts) logged before `before`; returns how many.
+    pub fn purge_inquiries(&mut self, before: Timestamp) -> Result<usize, StoreError> {
+        Ok(self.conn.execute("DELETE FROM inquiries WHERE at < ?1", [before])?)
+    }
+}
