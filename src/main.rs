@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 
 use sme_advisor::config::{self, Config, ServeSettings};
 use sme_advisor::content::{self, Content};
-use sme_advisor::store::Store;
+use sme_advisor::desk;
+use sme_advisor::store::{InquiryFilter, Store};
 use sme_advisor::{telegram, terminal};
 
 #[derive(Parser)]
@@ -42,6 +43,80 @@ enum Command {
     Check,
     /// Run the Telegram bot (long polling; webhook mode when WEBHOOK_URL is set)
     Serve,
+    /// Review and export logged inquiries
+    Inquiries {
+        #[command(subcommand)]
+        command: InquiriesCommand,
+    },
+    /// Grant, revoke and list the staff and agency roles of Telegram users
+    Roles {
+        #[command(subcommand)]
+        command: RolesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InquiriesCommand {
+    /// List inquiries, open ones (handoffs first) then newest first
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// At most this many
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// One inquiry in full, with its history
+    Show { id: i64 },
+    /// Every matching inquiry as CSV (UTF-8, for spreadsheets) or JSON
+    Export {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        /// Write to this file instead of standard output
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct FilterArgs {
+    /// 24h, 7d, 30d, today, all, or 2026-11-01..2026-11-28
+    #[arg(long, default_value = "all")]
+    period: String,
+    /// new, needs_human, answered, answered_by_staff or resolved
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    lang: Option<String>,
+    /// A country id of the vocabulary, e.g. uganda
+    #[arg(long)]
+    country: Option<String>,
+    /// question, recommendation or handoff
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only unanswered questions and open handoffs
+    #[arg(long)]
+    open: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum RolesCommand {
+    /// Give a Telegram user (by numeric id) the role staff or agency
+    Grant { user: String, role: String },
+    /// Take a role away
+    Revoke { user: String, role: String },
+    /// Who has which role (admins come from ADMIN_IDS)
+    List,
 }
 
 fn main() -> ExitCode {
@@ -119,6 +194,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(telegram::serve(serve_config, std::sync::Arc::new(content), store, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inquiries { command } => inquiries(&config, command),
+        Command::Roles { command } => roles(&config, command),
         Command::Chat { user, lang } => {
             let mut store = Store::open(&config.database_path)
                 .with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
@@ -176,4 +253,109 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open(&config.database_path).with_context(|| format!("cannot open the database {}", config.database_path.display()))
+}
+
+fn filter(args: &FilterArgs) -> anyhow::Result<InquiryFilter> {
+    let period = desk::Period::parse(&args.period, sme_advisor::clock::now()).ok_or_else(|| {
+        anyhow::anyhow!("--period: `{}` is not a period; use 24h, 7d, 30d, today, all, or 2026-11-01..2026-11-28", args.period)
+    })?;
+    Ok(InquiryFilter {
+        since: period.since,
+        until: period.until,
+        status: args.status.clone(),
+        lang: args.lang.clone(),
+        country: args.country.clone(),
+        kind: args.kind.clone(),
+        open: args.open,
+    })
+}
+
+fn inquiries(config: &Config, command: InquiriesCommand) -> anyhow::Result<ExitCode> {
+    let store = open_store(config)?;
+    match command {
+        InquiriesCommand::List { filter: args, limit, format } => {
+            let rows = store.query_inquiries(&filter(&args)?, limit)?;
+            match format {
+                Format::Csv => print!("{}", desk::to_csv(&rows)),
+                Format::Json => println!("{}", desk::to_json(&rows)),
+                Format::Table => {
+                    for row in &rows {
+                        let text: String = row.text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(60).collect();
+                        println!(
+                            "#{:<6} {}  {:<14} {:<17} {:<3} {:<12} {}",
+                            row.id,
+                            desk::format_time(row.at),
+                            row.kind,
+                            row.status,
+                            row.lang,
+                            row.country.as_deref().unwrap_or("-"),
+                            text
+                        );
+                    }
+                    eprintln!("{} inquiries", rows.len());
+                }
+            }
+        }
+        InquiriesCommand::Show { id } => {
+            let Some(row) = store.inquiry(id)? else {
+                anyhow::bail!("there is no inquiry #{id}; `sme-advisor inquiries list` shows them");
+            };
+            let events = store.events(id)?;
+            let content = load_content(config, &learned(&store)?)?;
+            println!("{}", desk::inquiry(&content, content::DEFAULT_LANG, &row, &events).text);
+        }
+        InquiriesCommand::Export { filter: args, format, output } => {
+            let rows = store.query_inquiries(&filter(&args)?, usize::MAX)?;
+            let text = match format {
+                Format::Json => desk::to_json(&rows),
+                Format::Csv | Format::Table => desk::to_csv(&rows),
+            };
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("{} inquiries written to {}", rows.len(), path.display());
+                }
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn roles(config: &Config, command: RolesCommand) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(config)?;
+    let check = |user: &str, role: &str| -> anyhow::Result<()> {
+        if user.is_empty() || !user.chars().all(|c| c.is_ascii_digit()) {
+            anyhow::bail!("`{user}` is not a numeric Telegram user id");
+        }
+        if desk::Role::grantable(role).is_none() {
+            anyhow::bail!("`{role}` is not a role that can be granted; use staff or agency (admins come from ADMIN_IDS)");
+        }
+        Ok(())
+    };
+    match command {
+        RolesCommand::Grant { user, role } => {
+            check(&user, &role)?;
+            let changed = store.grant(telegram::CHANNEL, &user, &role, "command line", sme_advisor::clock::now())?;
+            println!("{}", if changed { format!("granted {role} to {user}") } else { format!("{user} already had {role}") });
+        }
+        RolesCommand::Revoke { user, role } => {
+            check(&user, &role)?;
+            let changed = store.revoke(telegram::CHANNEL, &user, &role)?;
+            println!("{}", if changed { format!("revoked {role} from {user}") } else { format!("{user} did not have {role}") });
+        }
+        RolesCommand::List => {
+            for admin in &config.admin_ids {
+                println!("{admin}\tadmin\t(ADMIN_IDS)");
+            }
+            for g in store.role_grants(telegram::CHANNEL)? {
+                println!("{}\t{}\t(granted by {} at {} UTC)", g.external_id, g.role, g.granted_by, desk::format_time(g.granted_at));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

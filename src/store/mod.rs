@@ -388,7 +388,16 @@ impl Store {
             total += n;
         }
         let n: i64 = self.conn.query_row("SELECT count(*) FROM users WHERE id = ?1", [user.0], |r| r.get(0))?;
-        Ok(total + n)
+        total += n;
+        for table in ["inquiry_events", "handoff_posts"] {
+            let n: i64 = self.conn.query_row(
+                &format!("SELECT count(*) FROM {table} WHERE inquiry_id IN (SELECT id FROM inquiries WHERE user_id = ?1)"),
+                [user.0],
+                |r| r.get(0),
+            )?;
+            total += n;
+        }
+        Ok(total)
     }
 
     /// Whether the user has an active subscription, and its topics.

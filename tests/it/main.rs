@@ -3,6 +3,7 @@
 
 mod cli;
 mod content_check;
+mod desk;
 mod fake_bot_api;
 mod robustness;
 mod store;

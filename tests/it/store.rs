@@ -25,8 +25,13 @@ fn forget_leaves_no_row_that_names_the_user() {
     let user = store.user_id("terminal", "u1", 12).unwrap();
     let other = store.user_id("terminal", "u2", 12).unwrap();
     assert_eq!(store.subscription(user).unwrap(), Some((true, "credit".to_string())));
-    // user, profile, session, subscription and three inquiries (the intent, the recommendation, the unanswered question)
-    assert_eq!(store.rows_for_user(user).unwrap(), 7);
+    // The unanswered question gets a staff history line and a staff-group post.
+    let question = store.inquiries(10).unwrap().into_iter().find(|r| r.text == "how do I bake bread").unwrap().id;
+    store.inquiry_event(question, "staff 1", "staff_reply", "Try a microfinance bank", Some("answered_by_staff"), 10).unwrap();
+    store.record_handoff_post(-100, 5, question).unwrap();
+    // user, profile, session, subscription, three inquiries (the intent, the recommendation, the
+    // unanswered question), the history line and the post
+    assert_eq!(store.rows_for_user(user).unwrap(), 9);
     say(&mut store, "u1", Input::Command { name: "forget".into(), args: String::new() }, 13);
     let step = say(&mut store, "u1", text("Yes, delete my data"), 14);
     assert!(step.effects.contains(&engine::Effect::Forget));

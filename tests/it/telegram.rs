@@ -9,23 +9,23 @@ use serde_json::json;
 use crate::fake_bot_api::{FakeBotApi, Faults};
 use crate::support;
 
-const TOKEN: &str = "123456789:AAHtestTOKENsecretVALUEabcdefghijk";
-const WAIT: Duration = Duration::from_secs(15);
+pub const TOKEN: &str = "123456789:AAHtestTOKENsecretVALUEabcdefghijk";
+pub const WAIT: Duration = Duration::from_secs(15);
 
 /// A running bot process with its own database and log file.
-struct Bot {
-    child: Child,
-    dir: PathBuf,
+pub struct Bot {
+    pub child: Child,
+    pub dir: PathBuf,
 }
 
 impl Bot {
-    fn start(api: &FakeBotApi, name: &str, extra: &[(&str, &str)]) -> Bot {
+    pub fn start(api: &FakeBotApi, name: &str, extra: &[(&str, &str)]) -> Bot {
         let dir = std::env::temp_dir().join(format!("sme-advisor-tg-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Bot::start_in(api, dir, extra)
     }
 
-    fn start_in(api: &FakeBotApi, dir: PathBuf, extra: &[(&str, &str)]) -> Bot {
+    pub fn start_in(api: &FakeBotApi, dir: PathBuf, extra: &[(&str, &str)]) -> Bot {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("bot.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
         cmd.current_dir(support::root())
@@ -44,16 +44,16 @@ impl Bot {
         Bot { child: cmd.spawn().expect("the binary starts"), dir }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("bot.log")).unwrap_or_default()
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    fn db(&self) -> rusqlite::Connection {
+    pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.dir.join("bot.sqlite3")).unwrap()
     }
 }
@@ -64,12 +64,12 @@ impl Drop for Bot {
     }
 }
 
-fn labels(api: &FakeBotApi, chat: i64) -> Vec<(i64, String)> {
+pub fn labels(api: &FakeBotApi, chat: i64) -> Vec<(i64, String)> {
     api.messages(chat).iter().flat_map(|m| m.button_labels().into_iter().map(move |l| (m.message_id, l))).collect()
 }
 
 /// Presses the newest button with this label in the chat.
-fn press(api: &FakeBotApi, chat: i64, label: &str) -> i64 {
+pub fn press(api: &FakeBotApi, chat: i64, label: &str) -> i64 {
     let (message_id, _) = labels(api, chat)
         .into_iter()
         .rev()
@@ -78,11 +78,11 @@ fn press(api: &FakeBotApi, chat: i64, label: &str) -> i64 {
     api.press_button(chat, chat, message_id, label)
 }
 
-fn texts(api: &FakeBotApi, chat: i64) -> String {
+pub fn texts(api: &FakeBotApi, chat: i64) -> String {
     api.messages(chat).iter().filter_map(|m| m.plain_text.clone()).collect::<Vec<_>>().join("\n---\n")
 }
 
-async fn wait_text(api: &FakeBotApi, chat: i64, needle: &str) {
+pub async fn wait_text(api: &FakeBotApi, chat: i64, needle: &str) {
     let what = format!("chat {chat} to show {needle:?}");
     api.wait_until(&what, WAIT, |a| texts(a, chat).contains(needle)).await;
 }
