@@ -49,6 +49,8 @@ pub struct Config {
     pub staff_chat_id: Option<i64>,
     /// Inquiries older than this many days are deleted; `None` keeps them.
     pub retention_days: Option<i64>,
+    /// Broadcast messages per second, at most (Telegram allows about 30 in all).
+    pub broadcast_rate: f64,
 }
 
 /// Reads a variable; an empty value counts as unset.
@@ -172,7 +174,15 @@ impl Config {
                     problem: format!("`{v}` is not a whole number of days (1 or more)"),
                 })?),
             };
+        let broadcast_rate = match get("BROADCAST_RATE") {
+            None => 25.0,
+            Some(v) => v.parse::<f64>().ok().filter(|r| *r > 0.0 && *r <= 1000.0).ok_or(ConfigError {
+                variable: "BROADCAST_RATE",
+                problem: format!("`{v}` is not a number of messages per second (Telegram allows about 30)"),
+            })?,
+        };
         Ok(Config {
+            broadcast_rate,
             retention_days,
             database_path: get("DATABASE_PATH").map_or_else(|| PathBuf::from("data/sme-advisor.sqlite3"), PathBuf::from),
             dialogs_dir: get("DIALOGS_DIR").map_or_else(|| PathBuf::from("dialogs"), PathBuf::from),

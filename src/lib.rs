@@ -7,12 +7,14 @@
 //! - [`matching`] normalises free text and matches it against intents and entries, tolerating typos.
 //! - [`engine`] is the pure dialog engine: `step(content, session, input, now) -> Step`.
 //! - [`desk`] is the staff desk's pure part: staff commands, roles, inquiry views, statistics and exports.
+//! - [`broadcast`] is the pure part of programme calls: the call format, who a call reaches, pacing.
 //! - [`store`] keeps users, profiles, sessions and inquiries in SQLite, one transaction per turn.
 //! - [`telegram`] is the Telegram bot front end (the only module that imports teloxide).
 //! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time.
 //!
 //! The engine imports nothing from the store, the front ends, the file system or the clock.
 
+pub mod broadcast;
 pub mod clock;
 pub mod config;
 pub mod content;

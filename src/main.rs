@@ -53,6 +53,29 @@ enum Command {
         #[command(subcommand)]
         command: RolesCommand,
     },
+    /// Programme calls to subscribers: create from a file, send, follow, cancel
+    Broadcast {
+        #[command(subcommand)]
+        command: BroadcastCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BroadcastCommand {
+    /// Check a call file, show the preview and how many subscribers it reaches, and save it as a draft
+    Create { file: PathBuf },
+    /// Send a draft now, or at a time (`2026-12-01 09:00`, UTC); the running bot sends it
+    Send {
+        id: i64,
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Progress of one broadcast
+    Status { id: i64 },
+    /// Every broadcast, newest first
+    List,
+    /// Stop a broadcast; what was not sent stays unsent
+    Cancel { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 retention_days: config.retention_days,
                 dialogs_dir: config.dialogs_dir.clone(),
                 knowledge_dir: config.knowledge_dir.clone(),
+                broadcast_rate: config.broadcast_rate,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
             runtime.block_on(telegram::serve(serve_config, std::sync::Arc::new(content), store, shutdown_signal()))?;
@@ -196,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Inquiries { command } => inquiries(&config, command),
         Command::Roles { command } => roles(&config, command),
+        Command::Broadcast { command } => broadcasts(&config, command),
         Command::Chat { user, lang } => {
             let mut store = Store::open(&config.database_path)
                 .with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
@@ -354,6 +379,91 @@ fn roles(config: &Config, command: RolesCommand) -> anyhow::Result<ExitCode> {
             }
             for g in store.role_grants(telegram::CHANNEL)? {
                 println!("{}\t{}\t(granted by {} at {} UTC)", g.external_id, g.role, g.granted_by, desk::format_time(g.granted_at));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `2026-12-01 09:00` or `2026-12-01T09:00` (UTC) as a timestamp.
+fn parse_when(text: &str) -> Option<i64> {
+    let (day, time) = text.trim().split_once([' ', 'T'])?;
+    let period = desk::Period::parse(&format!("{day}..{day}"), 0)?;
+    let (h, m) = time.split_once(':')?;
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m)).then(|| period.since.unwrap_or(0) + h * 3600 + m * 60)
+}
+
+fn broadcasts(config: &Config, command: BroadcastCommand) -> anyhow::Result<ExitCode> {
+    use sme_advisor::broadcast;
+    let mut store = open_store(config)?;
+    let now = sme_advisor::clock::now();
+    let status_line = |store: &Store, row: &sme_advisor::store::BroadcastRow| -> anyhow::Result<String> {
+        let c = store.broadcast_counts(row.id)?;
+        let title =
+            serde_json::from_str::<broadcast::Call>(&row.call).map(|c| c.text(content::DEFAULT_LANG).title.clone()).unwrap_or_default();
+        let when = row.send_at.map(desk::format_time).unwrap_or_else(|| "-".into());
+        Ok(format!(
+            "#{} {:<9} send at {when}  sent {} failed {} blocked {} pending {} of {}  {title}",
+            row.id, row.status, c.sent, c.failed, c.blocked, c.pending, c.total
+        ))
+    };
+    match command {
+        BroadcastCommand::Create { file } => {
+            let content = load_content(config, &learned(&store)?)?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let call = match broadcast::parse_call(&file.display().to_string(), &text, &content) {
+                Ok(call) => call,
+                Err(diags) => {
+                    println!("{}", broadcast::report(&diags));
+                    eprintln!("{} problem(s) found", diags.len());
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let id = store.create_broadcast(&serde_json::to_string(&call)?, "command line", now)?;
+            let reach = store.subscribers(telegram::CHANNEL)?.iter().filter(|s| call.reaches(&content, s)).count();
+            for lang in call.texts.keys() {
+                let (lines, _) = terminal::render(&[broadcast::message(&content, &call, lang, id)]);
+                println!("--- {lang}\n{}", lines.join("\n"));
+            }
+            println!(
+                "---\ndraft #{id} reaches {reach} subscribers now; send it with `sme-advisor broadcast send {id}` (add --at \"2026-12-01 09:00\" to schedule)"
+            );
+        }
+        BroadcastCommand::Send { id, at } => {
+            let when = match at {
+                None => now,
+                Some(text) => {
+                    parse_when(&text).ok_or_else(|| anyhow::anyhow!("--at: `{text}` is not a time like 2026-12-01 09:00 (UTC)"))?
+                }
+            };
+            let Some(row) = store.broadcast(id)? else {
+                anyhow::bail!("there is no broadcast #{id}; `sme-advisor broadcast list` shows them")
+            };
+            if !store.schedule_broadcast(id, when, None)? {
+                anyhow::bail!("broadcast #{id} is {}, not a draft", row.status);
+            }
+            println!("broadcast #{id} will be sent at {} UTC by the running bot (`sme-advisor serve`)", desk::format_time(when));
+        }
+        BroadcastCommand::Status { id } => {
+            let Some(row) = store.broadcast(id)? else {
+                anyhow::bail!("there is no broadcast #{id}; `sme-advisor broadcast list` shows them")
+            };
+            println!("{}", status_line(&store, &row)?);
+        }
+        BroadcastCommand::List => {
+            for row in store.broadcasts()? {
+                println!("{}", status_line(&store, &row)?);
+            }
+        }
+        BroadcastCommand::Cancel { id } => {
+            let Some(row) = store.broadcast(id)? else {
+                anyhow::bail!("there is no broadcast #{id}; `sme-advisor broadcast list` shows them")
+            };
+            if store.cancel_broadcast(id, now)? {
+                println!("broadcast #{id} cancelled");
+            } else {
+                anyhow::bail!("broadcast #{id} is {} and cannot be cancelled", row.status);
             }
         }
     }

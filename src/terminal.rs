@@ -80,6 +80,10 @@ pub fn describe_effect(effect: &Effect) -> String {
             format!("subscription {} topics={}", if *active { "on" } else { "off" }, topics.join(","))
         }
         Effect::Forget => "forget".to_string(),
+        Effect::SaveCall(id) => format!("save call {id}"),
+        Effect::BroadcastDraft(slots) => {
+            format!("broadcast draft {}", slots.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(" "))
+        }
     }
 }
 

@@ -26,7 +26,7 @@
 //! buttons = [{ id = "yes", label.en = "Yes", goto = "next_step", set = { slot = "value" } }]
 //! branch = [{ slot = "need", is = "credit", goto = "credit_step" }]
 //! next = "other_flow.step"      # a step of this flow, a flow, or flow.step; default: the step written next
-//! action = "recommend"          # recommend | show | search | handoff | language | forget | subscribe | unsubscribe | cancel | back
+//! action = "recommend"          # recommend | show | search | handoff | language | forget | subscribe | unsubscribe | cancel | back | broadcast_draft
 //!
 //! [intent.greeting]             # free text that leads somewhere
 //! patterns = ['^(hi|hello)\b']  # regexes on normalised text (lowercase, no accents or punctuation)
@@ -552,10 +552,23 @@ impl Builder {
                 "unsubscribe" => Some(Action::Subscribe { active: false }),
                 "cancel" => Some(Action::Cancel),
                 "back" => Some(Action::Back),
+                "broadcast_draft" => Some(Action::BroadcastDraft),
                 other => {
                     let hint = did_you_mean(
                         other,
-                        ["recommend", "show", "search", "handoff", "language", "forget", "subscribe", "unsubscribe", "cancel", "back"],
+                        [
+                            "recommend",
+                            "show",
+                            "search",
+                            "handoff",
+                            "language",
+                            "forget",
+                            "subscribe",
+                            "unsubscribe",
+                            "cancel",
+                            "back",
+                            "broadcast_draft",
+                        ],
                     );
                     file.error(&a.span(), format!("unknown action `{other}`{hint}"));
                     None
@@ -880,6 +893,31 @@ impl Builder {
                 err(&mut diags, &loc, format!("duplicate command `{}`", command.name));
             }
             command_map.insert(command.name.clone(), command);
+        }
+        // A flow behind a role is entered only through its command: nothing else may lead into it.
+        let restricted: BTreeSet<String> =
+            command_map.values().filter(|c| c.role.is_some() && c.goto.flow != "menu").map(|c| c.goto.flow.clone()).collect();
+        for intent in &self.intents {
+            if let Some(goto) = &intent.goto
+                && restricted.contains(&goto.flow)
+            {
+                err(
+                    &mut diags,
+                    &intent.loc,
+                    format!("intent `{}` leads into flow `{}`, which only its command may open", intent.id, goto.flow),
+                );
+            }
+        }
+        for flow in flows.values().filter(|f| !restricted.contains(&f.id)) {
+            for step in &flow.steps {
+                let targets =
+                    step.next.iter().chain(step.buttons.iter().filter_map(|b| b.goto.as_ref())).chain(step.branch.iter().map(|b| &b.goto));
+                for target in targets {
+                    if restricted.contains(&target.flow) {
+                        err(&mut diags, &step.loc, format!("step leads into flow `{}`, which only its command may open", target.flow));
+                    }
+                }
+            }
         }
         // Placeholders in step texts name a slot.
         let profile_slots = ["country", "sector", "size", "stage", "need", "needs"];

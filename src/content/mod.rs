@@ -65,6 +65,28 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("button_none", &[]),
     ("terminal_hint", &[]),
     ("button_open_bot", &[]),
+    ("call_message", &["provider", "offers", "eligible", "deadline", "apply"]),
+    ("call_link", &["link"]),
+    ("call_button_save", &[]),
+    ("call_button_unsubscribe", &[]),
+    ("call_saved", &[]),
+    ("call_reminder", &["title", "deadline"]),
+    ("topic_financing", &[]),
+    ("topic_services", &[]),
+    ("topic_linkages", &[]),
+    ("topic_training", &[]),
+    ("broadcast_preview", &["id", "count"]),
+    ("broadcast_button_send", &[]),
+    ("broadcast_button_later", &[]),
+    ("broadcast_button_cancel", &[]),
+    ("broadcast_scheduled", &["id", "when"]),
+    ("broadcast_cancelled", &["id"]),
+    ("broadcast_not_found", &["id"]),
+    ("broadcast_not_draft", &["id", "status"]),
+    ("broadcast_unknown_country", &["value"]),
+    ("broadcast_unknown_sector", &["value"]),
+    ("broadcast_progress", &["id", "status", "sent", "remaining", "failed", "blocked", "total", "finish"]),
+    ("broadcast_report", &["id", "status", "sent", "remaining", "failed", "blocked", "total", "finish"]),
     ("desk_forbidden", &[]),
     ("desk_usage_inquiry", &[]),
     ("desk_usage_resolve", &[]),
@@ -234,6 +256,8 @@ pub enum Action {
     Cancel,
     /// Go back to the previous question.
     Back,
+    /// Hand the flow's answers to the shell as a draft programme call (agency flows).
+    BroadcastDraft,
 }
 
 /// A free-text intent: regex rules and keywords that lead somewhere.
@@ -403,6 +427,11 @@ impl Content {
 
     pub fn entry_text<'a>(&self, entry: &'a Entry, lang: &str) -> &'a EntryText {
         entry.texts.get(lang).or_else(|| entry.texts.get(DEFAULT_LANG)).expect("validated: every entry has English text")
+    }
+
+    /// Whether a flow is reached only through a command that needs a role.
+    pub fn restricted(&self, flow: &str) -> bool {
+        self.commands.values().any(|c| c.role.is_some() && c.goto.flow == flow)
     }
 
     pub fn intent(&self, id: &str) -> Option<&Intent> {

@@ -70,22 +70,52 @@ impl Roles {
 /// A staff or admin request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    Inbox { page: usize },
-    Show { id: i64 },
-    Resolve { id: i64 },
-    Take { id: i64 },
-    Stats { period: Period },
-    Export { period: Period },
-    Learn { inquiry: i64, entry: String },
-    Grant { user: String, role: Role },
-    Revoke { user: String, role: Role },
+    Inbox {
+        page: usize,
+    },
+    Show {
+        id: i64,
+    },
+    Resolve {
+        id: i64,
+    },
+    Take {
+        id: i64,
+    },
+    Stats {
+        period: Period,
+    },
+    Export {
+        period: Period,
+    },
+    Learn {
+        inquiry: i64,
+        entry: String,
+    },
+    Grant {
+        user: String,
+        role: Role,
+    },
+    Revoke {
+        user: String,
+        role: Role,
+    },
     Roles,
+    /// Send a drafted programme call now, or in this many hours.
+    BroadcastSend {
+        id: i64,
+        delay_hours: i64,
+    },
+    BroadcastCancel {
+        id: i64,
+    },
 }
 
 impl Request {
     pub fn role(&self) -> Role {
         match self {
             Request::Grant { .. } | Request::Revoke { .. } | Request::Roles => Role::Admin,
+            Request::BroadcastSend { .. } | Request::BroadcastCancel { .. } => Role::Agency,
             _ => Role::Staff,
         }
     }
@@ -159,6 +189,11 @@ pub fn parse_button(data: &str) -> Option<Request> {
         ("res", None) => Some(Request::Resolve { id: number }),
         ("take", None) => Some(Request::Take { id: number }),
         ("learn", Some(entry)) if !entry.is_empty() => Some(Request::Learn { inquiry: number, entry: entry.to_string() }),
+        ("bsend", None) => Some(Request::BroadcastSend { id: number, delay_hours: 0 }),
+        ("blater", Some(hours)) => {
+            hours.parse::<i64>().ok().filter(|h| (1..=720).contains(h)).map(|h| Request::BroadcastSend { id: number, delay_hours: h })
+        }
+        ("bcancel", None) => Some(Request::BroadcastCancel { id: number }),
         _ => None,
     }
 }
@@ -348,6 +383,9 @@ mod tests {
         assert_eq!(parse_button("k:res:-1"), None);
         assert_eq!(parse_button("k:res:7:extra"), None);
         assert_eq!(parse_button("k:grant:1"), None);
+        assert_eq!(parse_button("k:blater:3:24"), Some(Request::BroadcastSend { id: 3, delay_hours: 24 }));
+        assert_eq!(parse_button("k:blater:3:9999"), None);
+        assert_eq!(Request::BroadcastCancel { id: 3 }.role(), Role::Agency);
         assert_eq!(parse_button("s:menu:choose:fin"), None);
     }
 

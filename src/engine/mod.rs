@@ -31,6 +31,9 @@ pub type Timestamp = i64;
 
 /// A session idle for longer than this forgets where it was in a flow (the profile stays).
 pub const FLOW_TIMEOUT_SECS: Timestamp = 7 * 24 * 3600;
+/// Topics of programme calls a user can subscribe to; each has a `topic_<id>` message.
+pub const TOPICS: [&str; 4] = ["financing", "services", "linkages", "training"];
+
 /// How many of the user's recent messages a session keeps for an advisor, and how much of each.
 pub const RECENT_TURNS: usize = 5;
 pub const RECENT_CHARS: usize = 200;
@@ -54,6 +57,10 @@ pub enum Input {
     },
     /// Something the bot cannot read: a sticker, photo, voice message...
     Unsupported(String),
+    /// A command that needs a role, which the front end has checked the user holds.
+    Authorized {
+        name: String,
+    },
 }
 
 /// One message to show.
@@ -91,6 +98,10 @@ pub enum Effect {
     },
     /// Delete everything stored about the user.
     Forget,
+    /// The user saved a programme call, to be reminded before its deadline.
+    SaveCall(i64),
+    /// An agency finished the guided flow for a programme call; the answers, by slot.
+    BroadcastDraft(std::collections::BTreeMap<String, String>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -191,6 +202,16 @@ impl<'c> Turn<'c> {
             Input::Command { name, args } => self.command(name, args),
             Input::Button(data) => self.button_press(data),
             Input::Text(text) => self.text(text),
+            Input::Authorized { name } => match self.content.commands.get(name.as_str()) {
+                Some(command) => {
+                    self.s.at = None;
+                    self.s.stack.clear();
+                    self.s.slots.clear();
+                    let target = command.goto.clone();
+                    self.enter(&target);
+                }
+                None => self.menu_changed(),
+            },
             Input::Unsupported(_) => {
                 let text = self.msg("unsupported_input", &[]);
                 let buttons = self.menu_buttons();
@@ -279,7 +300,7 @@ impl<'c> Turn<'c> {
                     self.handoff(None);
                 }
             }
-            ("f", [flow]) if self.content.flow(flow).is_some() => {
+            ("f", [flow]) if self.content.flow(flow).is_some() && !self.content.restricted(flow) => {
                 self.s.at = None;
                 self.s.stack.clear();
                 self.goto_flow(flow);
@@ -299,7 +320,20 @@ impl<'c> Turn<'c> {
                     Err(_) => self.menu_changed(),
                 }
             }
+            // A step of a flow behind a role answers only for a session already in that flow.
+            ("s", [flow, _, _]) if self.content.restricted(flow) && self.s.at.as_ref().is_none_or(|p| p.flow != *flow) => {
+                self.menu_changed()
+            }
             ("s", [flow, step, value]) => self.answer_button(flow, step, value),
+            ("u", []) => self.act(&Action::Subscribe { active: false }),
+            ("v", [id]) => match id.parse::<i64>() {
+                Ok(id) if id > 0 => {
+                    self.effects.push(Effect::SaveCall(id));
+                    let text = self.msg("call_saved", &[]);
+                    self.replies.push(Reply { title: None, text, buttons: vec![self.button("button_menu", "m")] });
+                }
+                _ => self.menu_changed(),
+            },
             _ => self.menu_changed(),
         }
     }
@@ -758,16 +792,18 @@ impl<'c> Turn<'c> {
                 let buttons = vec![self.button("button_menu", "m")];
                 self.replies.push(Reply { title: None, text, buttons });
             }
+            Action::BroadcastDraft => {
+                self.effects.push(Effect::BroadcastDraft(self.s.slots.clone()));
+                self.s.slots.clear();
+            }
             Action::Subscribe { active } => {
-                let lang = self.lang();
-                let topics = self.s.profile.needs.clone();
+                let topics: Vec<String> = match self.s.slots.get("topic").map(String::as_str) {
+                    Some(topic) if TOPICS.contains(&topic) => vec![topic.to_string()],
+                    _ => TOPICS.iter().map(|t| t.to_string()).collect(),
+                };
                 self.effects.push(Effect::Subscription { active: *active, topics: topics.clone() });
                 let text = if *active {
-                    let names = if topics.is_empty() {
-                        self.msg("anywhere", &[])
-                    } else {
-                        topics.iter().map(|t| self.content.term_name(VocabKind::Need, t, &lang)).collect::<Vec<_>>().join(", ")
-                    };
+                    let names = topics.iter().map(|t| self.msg(&format!("topic_{t}"), &[])).collect::<Vec<_>>().join(", ");
                     self.msg("subscribed", &[("topics", &names)])
                 } else {
                     self.msg("unsubscribed", &[])

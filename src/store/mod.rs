@@ -15,8 +15,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::engine::{Effect, Inquiry, InquiryKind, Profile, SESSION_VERSION, Session, Step, Timestamp};
 
+mod broadcast;
 mod desk;
 
+pub use broadcast::{BroadcastRow, Delivered, Delivery, Reminder};
 pub use desk::{Event, InquiryFilter, LearnedExample, RoleGrant};
 
 /// Append-only: never edit a migration that has shipped, add a new one.
@@ -122,6 +124,39 @@ CREATE TABLE learned_examples (
     UNIQUE (entry_id, lang, text)
 );
 ALTER TABLE inquiries ADD COLUMN taken_by TEXT;
+"#,
+    r#"
+CREATE TABLE broadcasts (
+    id INTEGER PRIMARY KEY,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    call TEXT NOT NULL,
+    status TEXT NOT NULL,
+    send_at INTEGER,
+    report_chat INTEGER,
+    report_message INTEGER,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+CREATE TABLE deliveries (
+    broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    chat_id INTEGER NOT NULL,
+    lang TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before_ms INTEGER NOT NULL DEFAULT 0,
+    sent_at INTEGER,
+    PRIMARY KEY (broadcast_id, user_id)
+);
+CREATE INDEX deliveries_pending ON deliveries (broadcast_id, status, not_before_ms);
+CREATE TABLE saved_calls (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id) ON DELETE CASCADE,
+    saved_at INTEGER NOT NULL,
+    reminded_at INTEGER,
+    PRIMARY KEY (user_id, broadcast_id)
+);
 "#,
 ];
 
@@ -336,8 +371,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Queued messages that may be sent now.
+    pub fn outbox_due(&self, now_ms: i64) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM outbox WHERE not_before_ms <= ?1", [now_ms], |r| r.get(0))?)
+    }
+
     pub fn outbox_len(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+    }
+
+    /// Whether a queued message is still there (not yet delivered by someone else).
+    pub fn outbox_contains(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) > 0 FROM outbox WHERE id = ?1", [id], |r| r.get(0))?)
     }
 
     /// A message was delivered (or given up on): remove it.
@@ -523,7 +568,14 @@ fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) ->
                 )?;
             }
             // Profile and language changes are saved with the profile above; a handoff is logged as an inquiry.
-            Effect::ProfileSet { .. } | Effect::LanguageSet(_) | Effect::Handoff { .. } | Effect::Forget => {}
+            Effect::SaveCall(id) => {
+                tx.execute(
+                    "INSERT INTO saved_calls (user_id, broadcast_id, saved_at) SELECT ?1, id, ?3 FROM broadcasts WHERE id = ?2 ON CONFLICT DO NOTHING",
+                    params![user.0, id, now],
+                )?;
+            }
+            // A draft programme call is created by the front end, which checks the role first.
+            Effect::ProfileSet { .. } | Effect::LanguageSet(_) | Effect::Handoff { .. } | Effect::Forget | Effect::BroadcastDraft(_) => {}
         }
     }
     Ok(logged)

@@ -17,6 +17,7 @@
 //!
 //! The bot token never appears in logs or errors: every error text passes through [`Redactor`].
 
+mod broadcast;
 pub mod inbound;
 pub mod render;
 mod staff;
@@ -77,6 +78,8 @@ pub struct ServeConfig {
     /// Where the content comes from, to reload it when staff add an example question.
     pub dialogs_dir: std::path::PathBuf,
     pub knowledge_dir: std::path::PathBuf,
+    /// Broadcast messages per second, at most.
+    pub broadcast_rate: f64,
 }
 
 /// Webhook mode: Telegram posts updates to `url`, which reaches this process at `listen`.
@@ -100,6 +103,9 @@ pub enum Out {
         /// The handoff inquiry this message is the staff post of: remember its message id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         post_of: Option<i64>,
+        /// The broadcast this message reports the progress of: remember its message id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report_of: Option<i64>,
     },
     Edit {
         chat_id: i64,
@@ -120,7 +126,7 @@ pub enum Out {
 impl Out {
     /// A plain new message.
     pub fn send(chat_id: i64, message: Message) -> Out {
-        Out::Send { chat_id, message, reply_to: None, post_of: None }
+        Out::Send { chat_id, message, reply_to: None, post_of: None, report_of: None }
     }
 
     pub fn queue(&self, chat_id: i64) -> Outgoing {
@@ -148,6 +154,7 @@ struct Shared {
     retention_days: Option<i64>,
     dialogs_dir: std::path::PathBuf,
     knowledge_dir: std::path::PathBuf,
+    broadcast_rate: f64,
     redactor: Redactor,
     username: String,
     wake_sender: Notify,
@@ -194,6 +201,7 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         retention_days: config.retention_days,
         dialogs_dir: config.dialogs_dir.clone(),
         knowledge_dir: config.knowledge_dir.clone(),
+        broadcast_rate: config.broadcast_rate,
         redactor,
         username,
         wake_sender: Notify::new(),
@@ -219,6 +227,7 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         dispatch.send(u);
     }
     let sender_task = tokio::spawn(sender(shared.clone(), stop_rx.clone()));
+    let broadcast_task = tokio::spawn(broadcast::sender(shared.clone(), stop_rx.clone()));
 
     let intake = async {
         match &config.webhook {
@@ -236,6 +245,7 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         let _ = task.await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), sender_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), broadcast_task).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -418,10 +428,14 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
             tracing::info!(update_id, kind = "inline", "update handled");
         }
         Inbound::Turn(turn) => {
-            if staff::handle(shared, update_id, &turn).await? {
-                shared.wake_sender.notify_one();
-                return Ok(());
-            }
+            let input = match staff::handle(shared, update_id, &turn).await? {
+                staff::Route::Done => {
+                    shared.wake_sender.notify_one();
+                    return Ok(());
+                }
+                staff::Route::Engine(input) => input,
+            };
+            let turn = inbound::Turn { input, ..turn };
             let content = shared.content();
             let lang = pick_lang(&content, turn.lang.as_deref());
             let at = now();
@@ -441,6 +455,11 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
             )?;
             if let Some(record) = handled {
                 let step = &record.step;
+                for effect in &step.effects {
+                    if let engine::Effect::BroadcastDraft(answers) = effect {
+                        broadcast::draft(shared, &content, &lang, turn.chat_id, turn.user_id, answers)?;
+                    }
+                }
                 shared.wake_sender.notify_one();
                 tracing::info!(
                     update_id,
@@ -463,6 +482,7 @@ fn input_kind(input: &Input) -> &'static str {
         Input::Command { .. } => "command",
         Input::Start { .. } => "start",
         Input::Unsupported(_) => "unsupported",
+        Input::Authorized { .. } => "authorized command",
     }
 }
 
@@ -668,6 +688,10 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts: i64) {
+    // The list of heads may be older than the last delivery to this chat: never send a row twice.
+    if !shared.store().outbox_contains(id).unwrap_or(false) {
+        return;
+    }
     let Ok(op) = serde_json::from_str::<Out>(payload) else {
         tracing::error!(id, "an outbox row does not parse; dropped");
         let _ = shared.store().outbox_done(id);
@@ -683,6 +707,9 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
         Ok(sent) => {
             if let (Out::Send { chat_id, post_of: Some(inquiry), .. }, Some(message_id)) = (&op, sent) {
                 let _ = store.record_handoff_post(*chat_id, i64::from(*message_id), *inquiry);
+            }
+            if let (Out::Send { chat_id, report_of: Some(broadcast), .. }, Some(message_id)) = (&op, sent) {
+                let _ = store.set_report_message(*broadcast, *chat_id, i64::from(*message_id));
             }
             Failure::Done
         }

@@ -26,7 +26,7 @@ impl Out {
     }
 }
 
-fn roles_of(shared: &Shared, user_id: u64) -> anyhow::Result<Roles> {
+pub(super) fn roles_of(shared: &Shared, user_id: u64) -> anyhow::Result<Roles> {
     let admin = shared.admin_ids.iter().any(|a| *a as u64 == user_id);
     let names = shared.store().roles_of(CHANNEL, &user_id.to_string())?;
     Ok(Roles::from_names(&names, admin))
@@ -37,15 +37,43 @@ fn messages(reply: &crate::engine::Reply) -> Vec<Message> {
     render::render(reply).into_iter().filter(|m| !m.text.is_empty()).collect()
 }
 
-/// Handles the update if it belongs to the desk; returns whether it did.
-pub(super) async fn handle(shared: &Shared, update_id: i64, turn: &Turn) -> anyhow::Result<bool> {
+/// Where an update goes after the desk looked at it.
+pub(super) enum Route {
+    /// The desk handled it.
+    Done,
+    /// A conversation turn, with this input (an authorised command becomes `Input::Authorized`).
+    Engine(Input),
+}
+
+/// Handles the update if it belongs to the desk; otherwise says what the engine should get.
+pub(super) async fn handle(shared: &Shared, update_id: i64, turn: &Turn) -> anyhow::Result<Route> {
     let content = shared.content();
     let lang = pick_lang(&content, turn.lang.as_deref());
     let at = now();
     let mut ops: Vec<Out> = Vec::new();
+    let mut route = Route::Engine(turn.input.clone());
     let handled = match &turn.input {
         Input::Command { name, args } => match desk::parse_command(name, args, at) {
-            None => false,
+            // A content command behind a role (such as /broadcast) opens its flow for those who hold it.
+            None => match content.commands.get(name.as_str()).and_then(|c| c.role.clone()) {
+                Some(role) => {
+                    let needed = if role == "agency" {
+                        Role::Agency
+                    } else if role == "admin" {
+                        Role::Admin
+                    } else {
+                        Role::Staff
+                    };
+                    if roles_of(shared, turn.user_id)?.allows(needed) {
+                        route = Route::Engine(Input::Authorized { name: name.clone() });
+                        false
+                    } else {
+                        say(&content, &lang, turn.chat_id, "desk_forbidden", &[], &mut ops);
+                        true
+                    }
+                }
+                None => false,
+            },
             Some(parsed) => {
                 let roles = roles_of(shared, turn.user_id)?;
                 match parsed {
@@ -83,8 +111,9 @@ pub(super) async fn handle(shared: &Shared, update_id: i64, turn: &Turn) -> anyh
         let outgoing: Vec<Outgoing> = ops.iter().map(|op| op.queue(op.chat(turn.chat_id))).collect();
         shared.store().finish_update(update_id, &outgoing, at)?;
         tracing::info!(update_id, chat = turn.chat_id, "desk update handled");
+        route = Route::Done;
     }
-    Ok(handled)
+    Ok(route)
 }
 
 fn say(content: &Content, lang: &str, chat_id: i64, key: &str, params: &[(&str, &str)], ops: &mut Vec<Out>) {
@@ -142,7 +171,7 @@ fn relay(shared: &Shared, content: &Content, lang: &str, turn: &Turn, text: &str
     drop(store);
     let staff_lang = crate::content::DEFAULT_LANG;
     for message in messages(&desk::say(content, staff_lang, "desk_user_reply", &[("user", &user.0.to_string()), ("text", text)])) {
-        ops.push(Out::Send { chat_id: chat, message, reply_to: Some(message_id as i32), post_of: None });
+        ops.push(Out::Send { chat_id: chat, message, reply_to: Some(message_id as i32), post_of: None, report_of: None });
     }
     say(content, lang, turn.chat_id, "desk_relayed", &[], ops);
     Ok(true)
@@ -241,6 +270,8 @@ fn run(
             let key = if changed { "desk_revoked" } else { "desk_unchanged" };
             say(content, lang, chat, key, &[("user", &user), ("role", role.name())], ops);
         }
+        Request::BroadcastSend { id, delay_hours } => super::broadcast::send(shared, content, lang, chat, id, delay_hours, ops)?,
+        Request::BroadcastCancel { id } => super::broadcast::cancel(shared, content, lang, chat, id, ops)?,
         Request::Roles => {
             let grants = shared.store().role_grants(CHANNEL)?;
             reply(chat, &desk::roles(content, lang, &shared.admin_ids, &grants), ops);
@@ -314,7 +345,7 @@ pub(super) fn handoff_posts(content: &Content, staff_chat: Option<i64>, record: 
         let n = parts.len();
         for (i, message) in parts.into_iter().enumerate() {
             let post_of = (i + 1 == n).then_some(*inquiry_id);
-            out.push(Out::Send { chat_id: staff_chat, message, reply_to: None, post_of }.queue(staff_chat));
+            out.push(Out::Send { chat_id: staff_chat, message, reply_to: None, post_of, report_of: None }.queue(staff_chat));
         }
     }
     out

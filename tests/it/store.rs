@@ -21,10 +21,12 @@ fn forget_leaves_no_row_that_names_the_user() {
         say(&mut store, "u1", text(t), i as i64);
     }
     say(&mut store, "u1", Input::Command { name: "subscribe".into(), args: String::new() }, 10);
+    say(&mut store, "u1", text("All topics"), 10);
+    say(&mut store, "u1", text("Yes, subscribe"), 10);
     say(&mut store, "u2", text("what is empretec"), 11);
     let user = store.user_id("terminal", "u1", 12).unwrap();
     let other = store.user_id("terminal", "u2", 12).unwrap();
-    assert_eq!(store.subscription(user).unwrap(), Some((true, "credit".to_string())));
+    assert_eq!(store.subscription(user).unwrap(), Some((true, "financing,services,linkages,training".to_string())));
     // The unanswered question gets a staff history line and a staff-group post.
     let question = store.inquiries(10).unwrap().into_iter().find(|r| r.text == "how do I bake bread").unwrap().id;
     store.inquiry_event(question, "staff 1", "staff_reply", "Try a microfinance bank", Some("answered_by_staff"), 10).unwrap();

@@ -1,0 +1,697 @@
+//! Load benchmark of the real `sme-advisor serve` binary against the fake Bot API: 500 users, 50 at a time, five steps each.
+//!
+//! Run with `cargo bench --bench telegram_load` (a release build). Every simulated user has its own
+//! private chat and taps through the financing flow: `/start`, *Financing*, a typed country, a
+//! sector button, a size button. Each step's latency runs from pushing the update into the fake
+//! server to the moment the expected reply text is visible there (a new message or an edit).
+//! All traffic stays on 127.0.0.1; the run stops by itself after `LOAD_TIMEOUT_SECS`.
+//!
+//! It prints steps per second, latency percentiles (overall and per step), the bot's CPU time per
+//! update and peak memory (from `/proc/<pid>/stat` and `/proc/<pid>/status`, read right before the
+//! bot is stopped), the calls the fake refused, and a check of every finished chat's transcript
+//! against its country's most common one (messages sent twice, lost or reordered edits).
+//! The users have no think time: each sends its next update as soon as it sees the reply, so with
+//! 50 at a time the bot runs saturated and the latencies include queueing. The fake server and the
+//! users run in this process, on the same cores as the bot.
+//!
+//! Environment overrides: `LOAD_USERS` (default 500), `LOAD_CONCURRENCY` (default 50),
+//! `LOAD_TIMEOUT_SECS` (default 300). `WORKERS` is passed on to the bot if set. The process exits
+//! non-zero when the run timed out or a user could not finish; figures above the aims are printed,
+//! not failed.
+
+// `cargo bench` compiles with `cfg(test)` but without `--test`, so the fake's own `tests` module
+// is built without its `#[test]` functions and its imports would be reported as unused.
+#[allow(unused_imports)]
+#[path = "../tests/it/fake_bot_api/mod.rs"]
+mod fake_bot_api;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fake_bot_api::{BotMessage, Call, FakeBotApi};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+const TOKEN: &str = "123456789:AAHtestTOKENsecretVALUEabcdefghijk";
+/// Chat id (= user id) of the first simulated user.
+const FIRST_CHAT: i64 = 100_000;
+/// A step with no reply after this long counts as an error and ends that user's run.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+const COUNTRIES: [&str; 5] = ["Kenya", "Uganda", "Brazil", "Jordan", "Viet Nam"];
+const SECTOR: &str = "Manufacturing";
+const SIZE: &str = "Small (10 to 49 people)";
+/// What each step does, and the text whose appearance marks its reply.
+const STEPS: [(&str, &str); 5] = [
+    ("/start", "What does your business need?"),
+    ("press Financing", "Which country"),
+    ("type a country", "Which sector"),
+    ("press Manufacturing", "How big is your business?"),
+    ("press Small", "Why it fits"),
+];
+const AIM_P99_MS: f64 = 20.0;
+const AIM_CPU_MS_PER_UPDATE: f64 = 1.0;
+const AIM_PEAK_MB: f64 = 50.0;
+
+struct Settings {
+    users: usize,
+    concurrency: usize,
+    timeout: Duration,
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("{name}={v:?} is not a positive number; using {default}");
+                default
+            }
+        },
+        _ => default,
+    }
+}
+
+/// What the users recorded so far (kept when the run times out).
+#[derive(Default)]
+struct Results {
+    /// Per step: latency from pushing the update to the expected reply being visible.
+    latency: [Vec<Duration>; 5],
+    /// Chat id -> (country, when the last step's update was pushed, since the fake started).
+    last_push: HashMap<i64, (&'static str, Duration)>,
+    /// Chat id -> every update pushed: (when, since the fake started; which step).
+    pushes: HashMap<i64, Vec<(Duration, &'static str)>>,
+    /// Callback query id -> chat id, to attribute `answerCallbackQuery` calls.
+    queries: HashMap<String, i64>,
+    errors: Vec<String>,
+    users_done: usize,
+}
+
+/// The bot process, killed on drop.
+struct Bot {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Bot {
+    fn start(api: &FakeBotApi, dir: &Path) -> Bot {
+        let log = std::fs::File::create(dir.join("bot.log")).expect("the bot log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("serve")
+            .env("TELOXIDE_TOKEN", TOKEN)
+            .env("TELOXIDE_API_URL", api.url())
+            .env("DATABASE_PATH", dir.join("bot.sqlite3"))
+            .env("RUST_LOG", "warn")
+            .env_remove("WEBHOOK_URL")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the bot log file"))
+            .stderr(log);
+        Bot { child: cmd.spawn().expect("the sme-advisor binary starts"), dir: dir.to_owned() }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("bot.log")).unwrap_or_default()
+    }
+
+    /// Completes if the process ends.
+    async fn exited(&mut self) -> String {
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return format!("the bot exited ({status}) before polling; its log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ----- /proc ---------------------------------------------------------------------------------
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces: field 3
+    // (state) is index 0, so utime (field 14) is index 11 and stime (15) index 12.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// A `kB` line of /proc/<pid>/status, e.g. `VmHWM`.
+fn status_kb(pid: &str, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))?;
+    line[key.len() + 1..].split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(target_os = "linux")]
+fn clock_ticks_per_second() -> u64 {
+    unsafe extern "C" {
+        safe fn sysconf(name: std::ffi::c_int) -> std::ffi::c_long;
+    }
+    const SC_CLK_TCK: std::ffi::c_int = 2;
+    u64::try_from(sysconf(SC_CLK_TCK)).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn clock_ticks_per_second() -> u64 {
+    100
+}
+
+/// The 1-minute load average: other work on the machine skews the figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+fn machine() -> (String, String) {
+    let nproc = Command::new("nproc")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or("?".to_owned(), |n| n.to_string()));
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    (nproc, model)
+}
+
+// ----- one simulated user --------------------------------------------------------------------
+
+/// True when a bot message in the chat that is new since `first_new_id`, or the pressed
+/// message, shows `needle`. Reads only those few messages, not the chat or the call log.
+fn reply_visible(api: &FakeBotApi, chat: i64, first_new_id: i64, pressed: Option<i64>, needle: &str) -> bool {
+    let shows = |m: &BotMessage| m.from_bot && m.plain_text.as_deref().is_some_and(|t| t.contains(needle));
+    if let Some(id) = pressed
+        && api.message(chat, id).is_some_and(|m| shows(&m))
+    {
+        return true;
+    }
+    // Message ids are allocated one after another per chat; stop at the second missing one.
+    let (mut id, mut misses) = (first_new_id, 0);
+    while misses < 2 {
+        match api.message(chat, id) {
+            Some(m) if shows(&m) => return true,
+            Some(_) => misses = 0,
+            None => misses += 1,
+        }
+        id += 1;
+    }
+    false
+}
+
+/// One simulated user: its chat, and where it records what it measured.
+struct User {
+    api: FakeBotApi,
+    chat: i64,
+    started: Instant,
+    results: Arc<Mutex<Results>>,
+}
+
+impl User {
+    fn results(&self) -> std::sync::MutexGuard<'_, Results> {
+        self.results.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pushes the update of step `i`, waits for its reply and records the latency; returns when
+    /// the update was pushed, since the fake started.
+    async fn step(&self, i: usize, pressed: Option<i64>, push: impl FnOnce(&FakeBotApi) -> i64) -> Result<Duration, String> {
+        let (api, chat, needle) = (&self.api, self.chat, STEPS[i].1);
+        let first_new_id = api.all_messages(chat).last().map_or(1, |m| m.message_id + 1);
+        if let Some(id) = pressed
+            && reply_visible(api, chat, i64::MAX, Some(id), needle)
+        {
+            return Err(format!("chat {chat}: message {id} already shows {needle:?} before the press"));
+        }
+        let pushed = Instant::now();
+        let update_id = push(api);
+        let what = format!("chat {chat} to show {needle:?}");
+        // The outer timeout ends the wait first, so `wait_until` never reaches its own (panicking) one.
+        let waited = tokio::time::timeout(
+            STEP_TIMEOUT,
+            api.wait_until(&what, STEP_TIMEOUT * 2, |a| reply_visible(a, chat, first_new_id, pressed, needle)),
+        )
+        .await;
+        let latency = pushed.elapsed();
+        let pushed = pushed.duration_since(self.started);
+        let query = pressed.and_then(|_| api.query_id_of(update_id));
+        let mut results = self.results();
+        results.pushes.entry(chat).or_default().push((pushed, STEPS[i].0));
+        if let Some(query) = query {
+            results.queries.insert(query, chat);
+        }
+        match waited {
+            Ok(()) => {
+                results.latency[i].push(latency);
+                Ok(pushed)
+            }
+            Err(_) => Err(format!("chat {chat}: step {} ({}) got no {needle:?} within {STEP_TIMEOUT:?}", i + 1, STEPS[i].0)),
+        }
+    }
+}
+
+/// The newest bot message in the chat carrying a button with this label.
+fn newest_with_button(api: &FakeBotApi, chat: i64, label: &str) -> Result<i64, String> {
+    let messages = api.messages(chat);
+    messages.iter().rev().find(|m| m.button_labels().iter().any(|l| l == label)).map(|m| m.message_id).ok_or_else(|| {
+        format!("chat {chat}: no button {label:?} among {:?}", messages.iter().map(BotMessage::button_labels).collect::<Vec<_>>())
+    })
+}
+
+async fn simulate(user: User, country: &'static str) -> Result<(), String> {
+    let (api, chat) = (&user.api, user.chat);
+    user.step(0, None, |a| a.push_start(chat, chat, "en", "")).await?;
+    let menu = newest_with_button(api, chat, "Financing")?;
+    user.step(1, Some(menu), |a| a.press_button(chat, chat, menu, "Financing")).await?;
+    user.step(2, None, |a| a.push_text(chat, chat, "en", country)).await?;
+    let sectors = newest_with_button(api, chat, SECTOR)?;
+    user.step(3, Some(sectors), |a| a.press_button(chat, chat, sectors, SECTOR)).await?;
+    let sizes = newest_with_button(api, chat, SIZE)?;
+    let pushed = user.step(4, Some(sizes), |a| a.press_button(chat, chat, sizes, SIZE)).await?;
+    let mut results = user.results();
+    results.last_push.insert(chat, (country, pushed));
+    results.users_done += 1;
+    Ok(())
+}
+
+// ----- report helpers ------------------------------------------------------------------------
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn spread(values: &[Duration]) -> String {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    format!(
+        "n {:>4}  p50 {:>7.2}  p90 {:>7.2}  p99 {:>7.2}  max {:>7.2} ms",
+        sorted.len(),
+        ms(percentile(&sorted, 0.50)),
+        ms(percentile(&sorted, 0.90)),
+        ms(percentile(&sorted, 0.99)),
+        ms(sorted.last().copied().unwrap_or_default())
+    )
+}
+
+fn verdict(value: f64, aim: f64) -> &'static str {
+    if value < aim { "met" } else { "NOT met" }
+}
+
+fn chat_of_call(params: &serde_json::Value) -> Option<i64> {
+    match params.get("chat_id")? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// One Bot API call in a line: method, status, message id and the start of the text.
+fn describe(call: &Call) -> String {
+    let message_id = call
+        .params
+        .get("message_id")
+        .or_else(|| call.result().and_then(|r| r.get("message_id")))
+        .map_or(String::new(), |id| format!(" msg {id}"));
+    let text: String =
+        call.params.get("text").and_then(serde_json::Value::as_str).unwrap_or("").replace('\n', " ").chars().take(40).collect();
+    let outcome = call.description().map_or(String::new(), |d| format!(" ({})", d.chars().take(60).collect::<String>()));
+    format!("bot: {} -> {}{outcome}{message_id} {text:?}", call.method, call.status)
+}
+
+/// A chat's final transcript in short: the first line of each bot message (and its edits).
+fn transcript(messages: &[BotMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| {
+            let line: String = m.plain_text.as_deref().unwrap_or("").lines().next().unwrap_or("").chars().take(32).collect();
+            if m.edit_count > 0 { format!("{line} [edited {}x]", m.edit_count) } else { line }
+        })
+        .collect()
+}
+
+/// Waits until the bot has sent nothing new for a second (at most 15 s): late cards and edits land.
+async fn settle(api: &FakeBotApi) {
+    let sent =
+        || api.successful_calls("sendMessage") + api.successful_calls("editMessageText") + api.successful_calls("answerCallbackQuery");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (mut last, mut quiet) = (sent(), 0);
+    while quiet < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = sent();
+        quiet = if now == last { quiet + 1 } else { 0 };
+        last = now;
+    }
+}
+
+// ----- the run -------------------------------------------------------------------------------
+
+fn main() -> ExitCode {
+    let settings = Settings {
+        users: env_number("LOAD_USERS", 500) as usize,
+        concurrency: env_number("LOAD_CONCURRENCY", 50) as usize,
+        timeout: Duration::from_secs(env_number("LOAD_TIMEOUT_SECS", 300)),
+    };
+    // Two threads for the fake server and the simulated users: the machine the figures were
+    // taken on has two cores, shared with the bot.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
+    runtime.block_on(run(settings))
+}
+
+async fn run(settings: Settings) -> ExitCode {
+    let load_before = load_average();
+    let dir = std::env::temp_dir().join(format!("sme-advisor-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let started = Instant::now();
+    let api = FakeBotApi::start(TOKEN).await;
+    let mut bot = Bot::start(&api, &dir);
+    let pid = bot.pid().to_string();
+    let ready = tokio::select! {
+        ready = tokio::time::timeout(Duration::from_secs(60), api.wait_polling(Duration::from_secs(120))) => {
+            ready.map_err(|_| format!("the bot did not poll within 60 s; its log:\n{}", bot.log()))
+        }
+        message = bot.exited() => Err(message),
+    };
+    if let Err(message) = ready {
+        eprintln!("{message}");
+        return ExitCode::FAILURE;
+    }
+    let startup = started.elapsed();
+    let ticks_ready = cpu_ticks(&pid).unwrap_or(0);
+    let rss_ready_kb = status_kb(&pid, "VmRSS").unwrap_or(0);
+    let self_ticks_before = cpu_ticks("self").unwrap_or(0);
+
+    // The users.
+    let results = Arc::new(Mutex::new(Results::default()));
+    let permits = Arc::new(Semaphore::new(settings.concurrency));
+    let load_started = Instant::now();
+    let mut users = JoinSet::new();
+    for index in 0..settings.users {
+        let (api, results, permits) = (api.clone(), results.clone(), permits.clone());
+        users.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("the semaphore stays open");
+            let user = User { api, chat: FIRST_CHAT + index as i64, started, results };
+            simulate(user, COUNTRIES[index % COUNTRIES.len()]).await
+        });
+    }
+    let deadline = tokio::time::sleep(settings.timeout);
+    tokio::pin!(deadline);
+    let mut timed_out = false;
+    loop {
+        tokio::select! {
+            joined = users.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(error))) => results.lock().unwrap_or_else(|e| e.into_inner()).errors.push(error),
+                Some(Err(error)) => results.lock().unwrap_or_else(|e| e.into_inner()).errors.push(format!("a user task failed: {error}")),
+            },
+            () = &mut deadline => {
+                timed_out = true;
+                users.abort_all();
+                break;
+            }
+        }
+    }
+    let wall = load_started.elapsed();
+    settle(&api).await;
+
+    // The bot's figures, read right before stopping it.
+    let ticks_end = cpu_ticks(&pid);
+    let hwm_kb = status_kb(&pid, "VmHWM");
+    let rss_end_kb = status_kb(&pid, "VmRSS");
+    let self_ticks = cpu_ticks("self").unwrap_or(0).saturating_sub(self_ticks_before);
+    let pending = api.pending_updates();
+    let unanswered = api.unanswered_callback_queries().len();
+    bot.stop();
+    let log = bot.log();
+    let bot_errors = api.bot_errors();
+    let calls = api.calls();
+    api.shutdown();
+
+    let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    let tick = clock_ticks_per_second() as f64;
+    let all: Vec<Duration> = results.latency.iter().flatten().copied().collect();
+    let updates = all.len();
+    let mut sorted = all.clone();
+    sorted.sort();
+    let load_cpu_s = ticks_end.map(|t| t.saturating_sub(ticks_ready) as f64 / tick);
+    let total_cpu_s = ticks_end.map(|t| t as f64 / tick);
+    let cpu_per_update_ms = load_cpu_s.filter(|_| updates > 0).map(|s| s * 1000.0 / updates as f64);
+    let peak_mb = hwm_kb.map(|kb| kb as f64 / 1024.0);
+
+    // Final step, until the last message or edit of the turn was accepted (the fake's call log).
+    let mut last_call: HashMap<i64, Duration> = HashMap::new();
+    for call in calls.iter().filter(|c| c.status == 200 && matches!(c.method.as_str(), "sendMessage" | "editMessageText")) {
+        if let Some(chat) = chat_of_call(&call.params) {
+            last_call.insert(chat, call.at);
+        }
+    }
+    let complete: Vec<Duration> =
+        results.last_push.iter().filter_map(|(chat, (_, pushed))| last_call.get(chat).map(|at| at.saturating_sub(*pushed))).collect();
+    // Each country's finished chats should all look the same: compare each with its country's
+    // most common transcript.
+    // A message whose text and buttons the bot had already sent to the chat is a repeat.
+    let mut first_sends: HashSet<(i64, String)> = HashSet::new();
+    let mut repeats: HashSet<(i64, i64)> = HashSet::new();
+    for call in calls.iter().filter(|c| c.status == 200 && c.method == "sendMessage") {
+        let (Some(chat), Some(id)) = (chat_of_call(&call.params), call.result().and_then(|r| r["message_id"].as_i64())) else {
+            continue;
+        };
+        if !first_sends.insert((chat, format!("{}{}", call.params["text"], call.params["reply_markup"]))) {
+            repeats.insert((chat, id));
+        }
+    }
+    let sent_twice = repeats.len();
+    let mut repeated: BTreeMap<String, usize> = BTreeMap::new();
+    let mut transcripts: BTreeMap<i64, (&str, Vec<String>)> = BTreeMap::new();
+    let mut with_repeats: HashSet<i64> = HashSet::new();
+    for (chat, (country, _)) in &results.last_push {
+        let (again, once): (Vec<BotMessage>, Vec<BotMessage>) =
+            api.messages(*chat).into_iter().partition(|m| repeats.contains(&(*chat, m.message_id)));
+        for line in transcript(&again) {
+            *repeated.entry(line).or_default() += 1;
+        }
+        if !again.is_empty() {
+            with_repeats.insert(*chat);
+        }
+        transcripts.insert(*chat, (country, transcript(&once)));
+    }
+    let mut counts: BTreeMap<(&str, &[String]), usize> = BTreeMap::new();
+    for (country, lines) in transcripts.values() {
+        *counts.entry((country, lines)).or_default() += 1;
+    }
+    let mut usual: BTreeMap<&str, (&[String], usize)> = BTreeMap::new();
+    for ((country, lines), n) in &counts {
+        let best = usual.entry(country).or_insert((lines, 0));
+        if *n > best.1 {
+            *best = (lines, *n);
+        }
+    }
+    let (mut as_usual, mut repeats_only, mut other) = (0, Vec::new(), Vec::new());
+    for (chat, (country, lines)) in &transcripts {
+        if lines.as_slice() != usual[country].0 {
+            other.push(*chat);
+        } else if with_repeats.contains(chat) {
+            repeats_only.push(*chat);
+        } else {
+            as_usual += 1;
+        }
+    }
+    let call_chat = |call: &Call| {
+        chat_of_call(&call.params).or_else(|| {
+            call.params.get("callback_query_id").and_then(serde_json::Value::as_str).and_then(|id| results.queries.get(id).copied())
+        })
+    };
+    // Shown in detail: chats with an unexpected transcript, then one with a refused call, then one
+    // with repeated messages.
+    let mut detailed: Vec<i64> = other.iter().take(2).copied().collect();
+    detailed.extend(bot_errors.iter().filter_map(call_chat).find(|c| !detailed.contains(c)));
+    detailed.extend(repeats_only.iter().find(|c| !detailed.contains(c)));
+    detailed.truncate(3);
+    // Signs of a message delivered twice.
+    let answered_twice = bot_errors.iter().filter(|c| c.description().is_some_and(|d| d.contains("query is too old"))).count();
+    let not_modified = bot_errors.iter().filter(|c| c.description().is_some_and(|d| d.contains("message is not modified"))).count();
+    let mut refused_same: HashMap<String, usize> = HashMap::new();
+    for call in &bot_errors {
+        *refused_same.entry(format!("{} {}", call.method, call.params)).or_default() += 1;
+    }
+    let refused_again: usize = refused_same.values().map(|n| n - 1).sum();
+    let failed_calls: BTreeMap<String, usize> = calls.iter().filter(|c| c.status != 200).fold(BTreeMap::new(), |mut m, c| {
+        *m.entry(format!("{} {}", c.method, c.status)).or_default() += 1;
+        m
+    });
+    let warn_lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+
+    // The report.
+    let (nproc, model) = machine();
+    let fmt_opt = |v: Option<f64>, unit: &str| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3} {unit}"));
+    let p99 = ms(percentile(&sorted, 0.99));
+    println!();
+    println!("== sme-advisor Telegram load benchmark ==");
+    println!(
+        "reproduce : LOAD_USERS={} LOAD_CONCURRENCY={} LOAD_TIMEOUT_SECS={} cargo bench --bench telegram_load",
+        settings.users,
+        settings.concurrency,
+        settings.timeout.as_secs()
+    );
+    println!(
+        "machine   : nproc {nproc}, {model}; load average {load_before} before the run, {} after; {} build; bot WORKERS={}",
+        load_average(),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        std::env::var("WORKERS").unwrap_or_else(|_| "default".to_owned())
+    );
+    println!(
+        "input     : {} users (chat ids {}..{}), at most {} at a time, {} steps each = {} updates; countries {}; sector {SECTOR}; size {SIZE}",
+        settings.users,
+        FIRST_CHAT,
+        FIRST_CHAT + settings.users as i64 - 1,
+        settings.concurrency,
+        STEPS.len(),
+        settings.users * STEPS.len(),
+        COUNTRIES.join(", ")
+    );
+    println!(
+        "run       : {} of {} users finished, {} steps answered, wall {:.2} s{}; bot ready after {:.2} s",
+        results.users_done,
+        settings.users,
+        updates,
+        wall.as_secs_f64(),
+        if timed_out { format!(" (TIMED OUT after {} s: partial figures)", settings.timeout.as_secs()) } else { String::new() },
+        startup.as_secs_f64()
+    );
+    println!();
+    println!("{:<44} {:>14}   aim", "figure", "measured");
+    println!("{:<44} {:>14.1}", "steps per second (steps / wall time)", updates as f64 / wall.as_secs_f64());
+    println!("{:<44} {:>11.2} ms", "latency p50 (update pushed -> reply shown)", ms(percentile(&sorted, 0.50)));
+    println!("{:<44} {:>11.2} ms", "latency p90", ms(percentile(&sorted, 0.90)));
+    println!("{:<44} {:>11.2} ms   < {AIM_P99_MS} ms: {}", "latency p99", p99, verdict(p99, AIM_P99_MS));
+    println!("{:<44} {:>11.2} ms", "latency max", ms(sorted.last().copied().unwrap_or_default()));
+    println!(
+        "{:<44} {:>14}   < {AIM_CPU_MS_PER_UPDATE} ms: {}",
+        "bot CPU per update (under load)",
+        fmt_opt(cpu_per_update_ms, "ms"),
+        cpu_per_update_ms.map_or("n/a", |v| verdict(v, AIM_CPU_MS_PER_UPDATE))
+    );
+    println!(
+        "{:<44} {:>14}   < {AIM_PEAK_MB} MB: {}",
+        "bot peak memory (VmHWM)",
+        fmt_opt(peak_mb, "MB"),
+        peak_mb.map_or("n/a", |v| verdict(v, AIM_PEAK_MB))
+    );
+    println!("{:<44} {:>14}", "updates handled (replies seen)", updates);
+    println!("{:<44} {:>14}", "bot calls refused by the fake (bot_errors)", bot_errors.len());
+    println!("{:<44} {:>14}", "user errors (timeouts, missing buttons)", results.errors.len());
+    println!();
+    println!("per step (update pushed -> expected text shown):");
+    for (i, (what, needle)) in STEPS.iter().enumerate() {
+        println!("  {} {:<22} {:<32} {}", i + 1, what, format!("-> {needle:?}"), spread(&results.latency[i]));
+    }
+    println!("  5 {:<22} {:<32} {}", "press Small", "-> last card accepted (call log)", spread(&complete));
+    println!();
+    println!(
+        "bot CPU: {} under load, {} in total including start-up ({} ticks/s); MB = kB / 1024",
+        fmt_opt(load_cpu_s, "s"),
+        fmt_opt(total_cpu_s, "s"),
+        tick
+    );
+    println!(
+        "bot memory: VmRSS {} kB when ready, {} kB at the end, VmHWM {} kB",
+        rss_ready_kb,
+        rss_end_kb.map_or("n/a".to_owned(), |v| v.to_string()),
+        hwm_kb.map_or("n/a".to_owned(), |v| v.to_string())
+    );
+    println!(
+        "load generator + fake server (this process) CPU during the run: {:.3} s, on the same {nproc} core(s)",
+        self_ticks as f64 / tick
+    );
+    println!("updates left unconfirmed: {pending}; button presses never answered: {unanswered}");
+    let failed: Vec<String> = failed_calls.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+    println!(
+        "calls not answered 200: {} (getUpdates 409/499 are long-poll artifacts of stopping)",
+        if failed.is_empty() { "none".to_owned() } else { failed.join(", ") }
+    );
+    for call in bot_errors.iter().take(3) {
+        println!("  refused: {}", call.one_line());
+    }
+    println!(
+        "signs of double delivery: callback queries answered twice {answered_twice}, edits that changed nothing {not_modified}, \
+         identical messages sent again {sent_twice}"
+    );
+    println!("refused calls made again with the same parameters (retried): {refused_again}");
+    println!(
+        "final transcripts ({} chats; first line of each bot message): {as_usual} as their country's most common one, \
+         {} differ only by repeated messages (sent again later), {} differ otherwise (repeats left out)",
+        transcripts.len(),
+        repeats_only.len(),
+        other.len()
+    );
+    for (country, (lines, n)) in &usual {
+        println!("  most common for {country} ({n}x): {}", lines.join(" | "));
+    }
+    if !repeated.is_empty() {
+        let mut by_count: Vec<(String, usize)> = repeated.into_iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        println!("  repeated messages: {}", by_count.iter().map(|(line, n)| format!("{line:?} x{n}")).collect::<Vec<_>>().join(", "));
+    }
+    for chat in other.iter().take(5) {
+        println!("  chat {chat} ({}): {}", transcripts[chat].0, transcripts[chat].1.join(" | "));
+    }
+    for chat in &detailed {
+        println!("  chat {chat} in detail, ms since its /start (a bot call is timed when the fake recorded it, just after its effect):");
+        let mut events: Vec<(Duration, String)> =
+            results.pushes.get(chat).into_iter().flatten().map(|(at, what)| (*at, format!("user: {what}"))).collect();
+        events.extend(calls.iter().filter(|c| call_chat(c) == Some(*chat)).map(|c| (c.at, describe(c))));
+        events.sort_by_key(|(at, _)| *at);
+        let first = events.first().map(|(at, _)| *at).unwrap_or_default();
+        for (at, what) in events {
+            println!("    +{:>8.2}  {what}", ms(at.saturating_sub(first)));
+        }
+    }
+    println!("bot log at RUST_LOG=warn: {} line(s)", warn_lines.len());
+    for line in warn_lines.iter().take(10) {
+        println!("  {line}");
+    }
+    for error in results.errors.iter().take(10) {
+        println!("error: {error}");
+    }
+
+    if timed_out || !results.errors.is_empty() || results.users_done < settings.users {
+        println!("FAILED: the run did not complete (database and log kept in {})", dir.display());
+        ExitCode::FAILURE
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,308 @@
+//! Programme calls on Telegram: drafts from the agency flow, send and cancel, and the broadcast sender.
+//!
+//! The sender drains the `deliveries` table of each sending broadcast:
+//! - at most `BROADCAST_RATE` messages a second (a token bucket) and one a second to a chat;
+//! - interactive replies first: while the outbox has a reply due, the sender waits;
+//! - 429 pauses all sending for `retry_after`; 403 marks the user inactive and unsubscribed;
+//!   network errors and 5xx are retried with backoff, up to [`MAX_ATTEMPTS`], then counted failed;
+//! - a delivery is marked sent after Telegram accepted it, so after a crash at most the messages in
+//!   flight ([`CONCURRENCY`]) can go out twice; everything else resumes where it stopped;
+//! - each recipient gets the call in their language where the agency wrote one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::broadcast::{self, Call, Pacer};
+use crate::content::Content;
+use crate::engine::{Reply, Timestamp};
+use crate::store::{Delivered, Outgoing};
+
+use super::render;
+use super::{CHANNEL, Failure, Out, Shared, backoff, classify, execute, now, now_ms};
+
+/// Broadcast messages in flight at once; also the most that a crash can send twice.
+pub const CONCURRENCY: usize = 8;
+/// Attempts before a delivery counts as failed.
+pub const MAX_ATTEMPTS: i64 = 5;
+/// How often the agency's progress message is updated.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// Savers of a call are reminded this many days before its deadline.
+const REMIND_DAYS: i64 = 3;
+
+fn queue(reply: &Reply, chat: i64, report_of: Option<i64>) -> Vec<Outgoing> {
+    let parts: Vec<render::Message> = render::render(reply).into_iter().filter(|m| !m.text.is_empty()).collect();
+    let n = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| {
+            Out::Send { chat_id: chat, message, reply_to: None, post_of: None, report_of: report_of.filter(|_| i + 1 == n) }.queue(chat)
+        })
+        .collect()
+}
+
+/// The agency finished the guided flow: check the role again, make a draft, show the preview.
+pub(super) fn draft(
+    shared: &Shared,
+    content: &Content,
+    lang: &str,
+    chat: i64,
+    user: u64,
+    answers: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    if !super::staff::roles_of(shared, user)?.allows(crate::desk::Role::Agency) {
+        out.extend(queue(&crate::desk::say(content, lang, "desk_forbidden", &[]), chat, None));
+    } else {
+        match broadcast::from_answers(answers, content, lang) {
+            Ok(call) => {
+                let json = serde_json::to_string(&call)?;
+                let id = shared.store().create_broadcast(&json, &format!("telegram {user}"), now())?;
+                let reach = reach(shared, content, &call)?;
+                for reply in broadcast::preview(content, &call, lang, id, reach) {
+                    out.extend(queue(&reply, chat, None));
+                }
+            }
+            Err((key, value)) => out.extend(queue(&crate::desk::say(content, lang, &key, &[("value", &value)]), chat, None)),
+        }
+    }
+    shared.store().queue(&out, now())?;
+    Ok(())
+}
+
+/// How many current subscribers a call would reach.
+fn reach(shared: &Shared, content: &Content, call: &Call) -> anyhow::Result<usize> {
+    Ok(shared.store().subscribers(CHANNEL)?.iter().filter(|s| call.reaches(content, s)).count())
+}
+
+/// Send now or later, from the preview's buttons.
+pub(super) fn send(
+    shared: &Shared,
+    content: &Content,
+    lang: &str,
+    chat: i64,
+    id: i64,
+    delay_hours: i64,
+    ops: &mut Vec<Out>,
+) -> anyhow::Result<()> {
+    let Some(row) = shared.store().broadcast(id)? else {
+        say(content, lang, chat, "broadcast_not_found", &[("id", &id.to_string())], ops);
+        return Ok(());
+    };
+    let at = now() + delay_hours * 3600;
+    if shared.store().schedule_broadcast(id, at, Some(chat))? {
+        say(content, lang, chat, "broadcast_scheduled", &[("id", &id.to_string()), ("when", &crate::desk::format_time(at))], ops);
+    } else {
+        say(content, lang, chat, "broadcast_not_draft", &[("id", &id.to_string()), ("status", &row.status)], ops);
+    }
+    Ok(())
+}
+
+pub(super) fn cancel(shared: &Shared, content: &Content, lang: &str, chat: i64, id: i64, ops: &mut Vec<Out>) -> anyhow::Result<()> {
+    let Some(row) = shared.store().broadcast(id)? else {
+        say(content, lang, chat, "broadcast_not_found", &[("id", &id.to_string())], ops);
+        return Ok(());
+    };
+    if shared.store().cancel_broadcast(id, now())? {
+        say(content, lang, chat, "broadcast_cancelled", &[("id", &id.to_string())], ops);
+    } else {
+        say(content, lang, chat, "broadcast_not_draft", &[("id", &id.to_string()), ("status", &row.status)], ops);
+    }
+    Ok(())
+}
+
+fn say(content: &Content, lang: &str, chat: i64, key: &str, params: &[(&str, &str)], ops: &mut Vec<Out>) {
+    for message in render::render(&crate::desk::say(content, lang, key, params)) {
+        ops.push(Out::send(chat, message));
+    }
+}
+
+/// Starts the broadcasts whose time has come: the recipients are fixed at that moment.
+fn start_due(shared: &Shared, content: &Content) -> anyhow::Result<()> {
+    let due = shared.store().due_broadcasts(now())?;
+    for row in due {
+        let Ok(call) = serde_json::from_str::<Call>(&row.call) else {
+            tracing::error!(broadcast = row.id, "a stored call does not parse; cancelled");
+            shared.store().cancel_broadcast(row.id, now())?;
+            continue;
+        };
+        let recipients: Vec<_> = shared.store().subscribers(CHANNEL)?.into_iter().filter(|s| call.reaches(content, s)).collect();
+        if shared.store().start_broadcast(row.id, &recipients, now())? {
+            tracing::info!(broadcast = row.id, recipients = recipients.len(), "broadcast started");
+            if let Some(chat) = row.report_chat {
+                let counts = shared.store().broadcast_counts(row.id)?;
+                let lang = crate::content::DEFAULT_LANG;
+                let reply = broadcast::progress(content, lang, row.id, "sending", &counts, shared.broadcast_rate, now());
+                shared.store().queue(&queue(&reply, chat, Some(row.id)), now())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reminds those who saved a call, a few days before its deadline.
+fn remind(shared: &Shared, content: &Content) -> anyhow::Result<()> {
+    let today = broadcast::day_of(now());
+    let by = broadcast::day_of(now() + REMIND_DAYS * 86_400);
+    let due = shared.store().due_reminders(&by)?;
+    for r in due {
+        let Ok(call) = serde_json::from_str::<Call>(&r.call) else { continue };
+        if call.open_on(&today) {
+            let params = [("title", call.text(&r.lang).title.as_str()), ("deadline", call.deadline.as_str())];
+            let reply = crate::desk::say(content, &r.lang, "call_reminder", &params);
+            shared.store().queue(&queue(&reply, r.chat_id, None), now())?;
+        }
+        shared.store().mark_reminded(r.broadcast_id, r.user_id, now())?;
+    }
+    Ok(())
+}
+
+/// Updates the agency's progress message (or writes the final report).
+fn report(shared: &Shared, content: &Content, id: i64) -> anyhow::Result<()> {
+    let Some(row) = shared.store().broadcast(id)? else { return Ok(()) };
+    let (Some(chat), Some(message_id)) = (row.report_chat, row.report_message) else { return Ok(()) };
+    let counts = shared.store().broadcast_counts(id)?;
+    let reply = broadcast::progress(content, crate::content::DEFAULT_LANG, id, &row.status, &counts, shared.broadcast_rate, now());
+    if let Some(message) = render::render(&reply).into_iter().next() {
+        let edit = Out::Edit { chat_id: chat, message_id: message_id as i32, message };
+        shared.store().queue(&[edit.queue(chat)], now())?;
+        shared.wake_sender.notify_one();
+    }
+    Ok(())
+}
+
+/// Sends one delivery; returns what happened.
+async fn deliver(shared: &Shared, content: &Content, call: &Call, id: i64, chat: i64, lang: &str, attempts: i64) -> Delivered {
+    let reply = broadcast::message(content, call, lang, id);
+    let parts = render::render(&reply);
+    let mut result = Ok(None);
+    for message in parts {
+        result = execute(&shared.bot, &Out::send(chat, message)).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    match result {
+        Ok(_) => Delivered::Sent,
+        Err(e) => match classify(&e) {
+            Failure::Done => Delivered::Sent,
+            Failure::Blocked => Delivered::Blocked,
+            Failure::RetryAfter(seconds) => {
+                let until = now_ms() + seconds as i64 * 1000;
+                shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
+                tracing::warn!(seconds, "Telegram asks to slow down; the broadcast pauses");
+                Delivered::Retry { not_before_ms: until }
+            }
+            Failure::Retry if attempts + 1 < MAX_ATTEMPTS => {
+                Delivered::Retry { not_before_ms: now_ms() + backoff(attempts + 1).as_millis() as i64 }
+            }
+            Failure::Retry | Failure::Permanent | Failure::EditToSend => {
+                tracing::warn!(broadcast = id, chat, error = %shared.redactor.clean(&e.to_string()), "a broadcast message failed");
+                Delivered::Failed
+            }
+        },
+    }
+}
+
+/// Drains sending broadcasts within Telegram's limits until `stop`.
+pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut pacer = Pacer::new(shared.broadcast_rate, Instant::now());
+    let mut last_to_chat: HashMap<i64, Instant> = HashMap::new();
+    let mut in_flight: HashSet<(i64, i64)> = HashSet::new();
+    let mut tasks: JoinSet<(i64, i64, Delivered)> = JoinSet::new();
+    let mut last_housekeeping: Timestamp = 0;
+    let mut last_progress: HashMap<i64, Instant> = HashMap::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let content = shared.content();
+        if now() - last_housekeeping >= 5 {
+            last_housekeeping = now();
+            if let Err(e) = start_due(&shared, &content).and_then(|()| remind(&shared, &content)) {
+                tracing::error!(error = %e, "broadcast housekeeping failed");
+            }
+        }
+        // Record what finished.
+        while let Some(Ok((id, user, outcome))) = tasks.try_join_next() {
+            in_flight.remove(&(id, user));
+            if let Err(e) = shared.store().delivered(id, user, outcome, now()) {
+                tracing::error!(error = %e, "cannot record a delivery");
+            }
+        }
+        let sending = shared.store().sending_broadcasts().unwrap_or_default();
+        let mut wait = Duration::from_millis(if sending.is_empty() { 500 } else { 20 });
+        for row in sending.iter() {
+            let due_progress = last_progress.get(&row.id).is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+            if due_progress {
+                last_progress.insert(row.id, Instant::now());
+                let _ = report(&shared, &content, row.id);
+            }
+            if !in_flight.iter().any(|(b, _)| *b == row.id) && shared.store().finish_broadcast(row.id, now()).unwrap_or(false) {
+                tracing::info!(broadcast = row.id, "broadcast finished");
+                let _ = report(&shared, &content, row.id);
+                continue;
+            }
+        }
+        let paused = now_ms() < shared.paused_until_ms.load(Ordering::Relaxed);
+        // Interactive replies go first: wait while one is due.
+        let interactive_due = shared.store().outbox_due(now_ms()).unwrap_or(0) > 0;
+        if let Some(row) = sending.first().filter(|_| !paused && !interactive_due) {
+            let Ok(call) = serde_json::from_str::<Call>(&row.call) else {
+                let _ = shared.store().cancel_broadcast(row.id, now());
+                continue;
+            };
+            let call = Arc::new(call);
+            let batch = shared.store().pending_deliveries(row.id, now_ms(), CONCURRENCY * 4).unwrap_or_default();
+            for d in batch {
+                if tasks.len() >= CONCURRENCY {
+                    break;
+                }
+                if in_flight.contains(&(row.id, d.user_id)) {
+                    continue;
+                }
+                // One message a second to a chat.
+                if let Some(last) = last_to_chat.get(&d.chat_id)
+                    && last.elapsed() < Duration::from_secs(1)
+                {
+                    continue;
+                }
+                if let Err(w) = pacer.take(Instant::now()) {
+                    wait = wait.min(w);
+                    break;
+                }
+                last_to_chat.insert(d.chat_id, Instant::now());
+                in_flight.insert((row.id, d.user_id));
+                let (shared, content, call, id) = (shared.clone(), content.clone(), call.clone(), row.id);
+                tasks.spawn(async move {
+                    let outcome = deliver(&shared, &content, &call, id, d.chat_id, &d.lang, d.attempts).await;
+                    (id, d.user_id, outcome)
+                });
+            }
+            if last_to_chat.len() > 100_000 {
+                last_to_chat.retain(|_, t| t.elapsed() < Duration::from_secs(2));
+            }
+        } else if interactive_due {
+            wait = Duration::from_millis(5);
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(Ok((id, user, outcome))) = tasks.join_next(), if !tasks.is_empty() => {
+                in_flight.remove(&(id, user));
+                if let Err(e) = shared.store().delivered(id, user, outcome, now()) {
+                    tracing::error!(error = %e, "cannot record a delivery");
+                }
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    // Record what is in flight, so it is not sent again after a restart.
+    while let Some(Ok((id, user, outcome))) = tasks.join_next().await {
+        let _ = shared.store().delivered(id, user, outcome, now());
+    }
+}
