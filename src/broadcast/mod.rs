@@ -346,6 +346,61 @@ pub fn from_answers(answers: &BTreeMap<String, String>, content: &Content, lang:
     })
 }
 
+/// An open call as a knowledge entry, so free questions find it until its deadline.
+pub fn as_entry(content: &Content, call: &Call, id: i64) -> crate::content::Entry {
+    use crate::content::{Audience, Entry, EntryText, Kind};
+    let kind = match call.topics.first().map(String::as_str) {
+        Some("financing") => Kind::Financing,
+        Some("linkages") => Kind::LinkageProgramme,
+        Some("training") => Kind::EntrepreneurshipTraining,
+        _ => Kind::Bds,
+    };
+    let needs = call
+        .topics
+        .iter()
+        .map(|t| match t.as_str() {
+            "financing" => "credit",
+            "linkages" => "linkages",
+            "training" => "skills",
+            _ => "advice",
+        })
+        .filter(|n| content.vocab.term(VocabKind::Need, n).is_some())
+        .map(str::to_string)
+        .collect();
+    let texts = call
+        .texts
+        .iter()
+        .map(|(lang, t)| {
+            let summary: String = t.offers.chars().take(crate::content::MAX_SUMMARY_CHARS - 1).collect();
+            let text = EntryText {
+                name: t.title.clone(),
+                short: t.title.chars().take(crate::content::MAX_LABEL_CHARS).collect(),
+                provider: call.provider.clone(),
+                summary,
+                offers: t.offers.clone(),
+                eligible: t.eligible.clone(),
+                approach: format!("{}\n{}", t.apply, call.link.clone().unwrap_or_default()).trim().to_string(),
+                examples: Vec::new(),
+            };
+            (lang.clone(), text)
+        })
+        .collect();
+    Entry {
+        id: format!("call-{id}"),
+        kind,
+        countries: call.countries.clone(),
+        sectors: call.sectors.clone(),
+        needs,
+        audience: Audience::Sme,
+        reviewed: String::new(),
+        document: content.message("call_document", DEFAULT_LANG, &[("id", &id.to_string()), ("deadline", &call.deadline)]),
+        paragraphs: Vec::new(),
+        keywords: call.texts.values().map(|t| t.title.to_lowercase()).collect(),
+        texts,
+        loc: Default::default(),
+    }
+}
+
 /// Diagnostics as lines, for the command line.
 pub fn report(diags: &[Diagnostic]) -> String {
     diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")

@@ -431,6 +431,23 @@ impl Content {
         entry.texts.get(lang).or_else(|| entry.texts.get(DEFAULT_LANG)).expect("validated: every entry has English text")
     }
 
+    /// The same content with more entries (open programme calls), the index rebuilt.
+    pub fn with_entries(&self, extra: Vec<Entry>) -> Content {
+        let mut entries = self.entries.clone();
+        entries.extend(extra);
+        let index = Index::build(&self.vocab, &entries, &self.intents);
+        Content {
+            languages: self.languages.clone(),
+            messages: self.messages.clone(),
+            commands: self.commands.clone(),
+            flows: self.flows.clone(),
+            intents: self.intents.clone(),
+            vocab: self.vocab.clone(),
+            entries,
+            index,
+        }
+    }
+
     /// Whether a flow is reached only through a command that needs a role.
     pub fn restricted(&self, flow: &str) -> bool {
         self.commands.values().any(|c| c.role.is_some() && c.goto.flow == flow)

@@ -938,7 +938,14 @@ impl<'c> Turn<'c> {
         if is_financing(entry) {
             body.push(self.msg("financing_disclaimer", &[]));
         }
-        body.push(self.msg("source_line", &[("document", &entry.document), ("paragraphs", &paragraphs), ("reviewed", &entry.reviewed)]));
+        if entry.paragraphs.is_empty() {
+            // A programme call published through the advisor, not a fact from the report.
+            body.push(self.msg("call_source_line", &[("document", &entry.document)]));
+        } else {
+            body.push(
+                self.msg("source_line", &[("document", &entry.document), ("paragraphs", &paragraphs), ("reviewed", &entry.reviewed)]),
+            );
+        }
         let buttons = self.menu_buttons();
         self.replies.push(Reply { title: Some(text.name.clone()), text: body.join("\n\n"), buttons });
     }

@@ -134,6 +134,8 @@ fn start_due(shared: &Shared, content: &Content) -> anyhow::Result<()> {
         let recipients: Vec<_> = shared.store().subscribers(CHANNEL)?.into_iter().filter(|s| call.reaches(content, s)).collect();
         if shared.store().start_broadcast(row.id, &recipients, now())? {
             tracing::info!(broadcast = row.id, recipients = recipients.len(), "broadcast started");
+            // From now on free questions find the call too, until its deadline.
+            shared.refresh_calls();
             if let Some(chat) = row.report_chat {
                 let counts = shared.store().broadcast_counts(row.id)?;
                 let lang = crate::content::DEFAULT_LANG;
@@ -223,6 +225,10 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         }
         let content = shared.content();
         if now() - last_housekeeping >= 5 {
+            if last_housekeeping / 3600 != now() / 3600 {
+                // Calls whose deadline passed stop being served as knowledge.
+                shared.refresh_calls();
+            }
             last_housekeeping = now();
             if let Err(e) = start_due(&shared, &content).and_then(|()| remind(&shared, &content)) {
                 tracing::error!(error = %e, "broadcast housekeeping failed");

@@ -147,6 +147,9 @@ impl Redactor {
 
 struct Shared {
     bot: Bot,
+    /// The content from the files and learned examples.
+    base: std::sync::RwLock<Arc<Content>>,
+    /// What users are served: the base plus the programme calls that are still open.
     content: std::sync::RwLock<Arc<Content>>,
     store: Mutex<Store>,
     admin_ids: Vec<i64>,
@@ -172,9 +175,29 @@ impl Shared {
         self.content.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Replaces the base content (after staff added an example) and serves it with the open calls.
     fn set_content(&self, content: Content) {
-        *self.content.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(content);
+        *self.base.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(content);
+        self.refresh_calls();
     }
+
+    /// Serves the base content plus the programme calls whose deadline has not passed.
+    fn refresh_calls(&self) {
+        let base = self.base.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let open = self.store().open_calls(&broadcast_day(now())).unwrap_or_default();
+        let entries: Vec<_> = open
+            .iter()
+            .filter_map(|(id, json)| {
+                serde_json::from_str::<crate::broadcast::Call>(json).ok().map(|call| crate::broadcast::as_entry(&base, &call, *id))
+            })
+            .collect();
+        let served = if entries.is_empty() { base } else { Arc::new(base.with_entries(entries)) };
+        *self.content.write().unwrap_or_else(|e| e.into_inner()) = served;
+    }
+}
+
+fn broadcast_day(at: crate::engine::Timestamp) -> String {
+    crate::broadcast::day_of(at)
 }
 
 fn now_ms() -> i64 {
@@ -194,6 +217,7 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
     register_commands(&bot, &content, &redactor).await;
     let shared = Arc::new(Shared {
         bot,
+        base: std::sync::RwLock::new(content.clone()),
         content: std::sync::RwLock::new(content),
         store: Mutex::new(store),
         admin_ids: config.admin_ids.clone(),
@@ -207,6 +231,7 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         wake_sender: Notify::new(),
         paused_until_ms: AtomicI64::new(0),
     });
+    shared.refresh_calls();
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Workers, one queue each; a chat always maps to the same worker.
@@ -720,8 +745,9 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
         Failure::Done => {
             let _ = store.outbox_done(id);
         }
-        Failure::Retry if attempts + 1 >= MAX_ATTEMPTS => {
-            tracing::warn!(chat = chat_id, error = ?error, "giving up on a message after {MAX_ATTEMPTS} attempts");
+        // A button's spinner is only worth stopping within seconds: do not hold the chat's queue for it.
+        Failure::Retry if attempts + 1 >= MAX_ATTEMPTS || (matches!(op, Out::AnswerCallback { .. }) && attempts >= 1) => {
+            tracing::warn!(chat = chat_id, error = ?error, attempts = attempts + 1, "giving up on a message");
             let _ = store.outbox_done(id);
         }
         Failure::Retry => {

@@ -251,6 +251,53 @@ async fn only_agencies_prepare_and_send_calls_in_telegram() {
     for chat in &matching {
         assert_eq!(received(&api, *chat), 1);
     }
+    // Until its deadline the call is also knowledge: a free question finds it, with its source.
+    api.push_text(9600, 9600, "en", "grants for farm suppliers");
+    wait_text(&api, 9600, "East African Agro Linkages Fund").await;
+    crate::telegram::press(&api, 9600, "Details and source");
+    wait_text(&api, 9600, "as published through this advisor").await;
+}
+
+fn write_call(dir: &std::path::Path, deadline: &str) -> std::path::PathBuf {
+    let path = dir.join("soon.toml");
+    let text = std::fs::read_to_string(call_file(dir)).unwrap().replace("2099-01-31", deadline);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savers_are_reminded_before_the_deadline_and_a_cancel_stops_promptly() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = std::env::temp_dir().join(format!("sme-advisor-bc-remind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let matching = subscribe(&dir, &api, 1600);
+    let _bot = Bot::start_in(&api, dir.clone(), &[("BROADCAST_RATE", "20")]);
+    // A call due tomorrow: whoever saves it is reminded (the check runs every few seconds).
+    let tomorrow = sme_advisor::broadcast::day_of(sme_advisor::clock::now() + 86_400);
+    let (ok, out) = cli(&dir, &["broadcast", "create", write_call(&dir, &tomorrow).to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let id: i64 = out.split("draft #").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(cli(&dir, &["broadcast", "send", &id.to_string()]).0);
+    let first = matching[0];
+    api.wait_until("the first recipient has the call", WAIT, |a| received(a, first) == 1).await;
+    let message = api.messages(first).into_iter().last().unwrap();
+    api.press_button(first, first, message.message_id, "Save and remind me");
+    wait_text(&api, first, "Saved. I will remind you").await;
+    api.wait_until("the reminder", Duration::from_secs(20), |a| {
+        texts(a, first).contains("Reminder: the deadline of \"Grants for farm suppliers\"")
+    })
+    .await;
+    // Cancel in the middle: nothing more goes out.
+    let (ok, out) = cli(&dir, &["broadcast", "cancel", &id.to_string()]);
+    assert!(ok, "{out}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent_at_cancel: usize = matching.iter().map(|c| received(&api, *c)).sum();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent_later: usize = matching.iter().map(|c| received(&api, *c)).sum();
+    assert_eq!(sent_at_cancel, sent_later, "sending stopped");
+    assert!(sent_later < matching.len(), "cancelled before the end: {sent_later} of {}", matching.len());
+    let (_, status) = cli(&dir, &["broadcast", "status", &id.to_string()]);
+    assert!(status.contains("cancelled"), "{status}");
 }
 
 #[test]
