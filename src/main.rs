@@ -207,12 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 api_url: settings.api_url.as_deref().map(|u| parse("TELOXIDE_API_URL", u)).transpose()?,
                 webhook,
                 workers: settings.workers,
-                admin_ids: config.admin_ids.clone(),
-                staff_chat_id: config.staff_chat_id,
-                retention_days: config.retention_days,
-                dialogs_dir: config.dialogs_dir.clone(),
-                knowledge_dir: config.knowledge_dir.clone(),
-                broadcast_rate: config.broadcast_rate,
+                app: config.clone(),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
             runtime.block_on(telegram::serve(serve_config, std::sync::Arc::new(content), store, shutdown_signal()))?;

@@ -139,7 +139,7 @@ fn start_due(shared: &Shared, content: &Content) -> anyhow::Result<()> {
             if let Some(chat) = row.report_chat {
                 let counts = shared.store().broadcast_counts(row.id)?;
                 let lang = crate::content::DEFAULT_LANG;
-                let reply = broadcast::progress(content, lang, row.id, "sending", &counts, shared.broadcast_rate, now());
+                let reply = broadcast::progress(content, lang, row.id, "sending", &counts, shared.config.app.broadcast_rate, now());
                 shared.store().queue(&queue(&reply, chat, Some(row.id)), now())?;
             }
         }
@@ -169,7 +169,8 @@ fn report(shared: &Shared, content: &Content, id: i64) -> anyhow::Result<()> {
     let Some(row) = shared.store().broadcast(id)? else { return Ok(()) };
     let (Some(chat), Some(message_id)) = (row.report_chat, row.report_message) else { return Ok(()) };
     let counts = shared.store().broadcast_counts(id)?;
-    let reply = broadcast::progress(content, crate::content::DEFAULT_LANG, id, &row.status, &counts, shared.broadcast_rate, now());
+    let reply =
+        broadcast::progress(content, crate::content::DEFAULT_LANG, id, &row.status, &counts, shared.config.app.broadcast_rate, now());
     if let Some(message) = render::render(&reply).into_iter().next() {
         let edit = Out::Edit { chat_id: chat, message_id: message_id as i32, message };
         shared.store().queue(&[edit.queue(chat)], now())?;
@@ -213,7 +214,7 @@ async fn deliver(shared: &Shared, content: &Content, call: &Call, id: i64, chat:
 
 /// Drains sending broadcasts within Telegram's limits until `stop`.
 pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut pacer = Pacer::new(shared.broadcast_rate, Instant::now());
+    let mut pacer = Pacer::new(shared.config.app.broadcast_rate, Instant::now());
     let mut last_to_chat: HashMap<i64, Instant> = HashMap::new();
     let mut in_flight: HashSet<(i64, i64)> = HashSet::new();
     let mut tasks: JoinSet<(i64, i64, Delivered)> = JoinSet::new();

@@ -69,17 +69,9 @@ pub struct ServeConfig {
     pub api_url: Option<reqwest::Url>,
     pub webhook: Option<Webhook>,
     pub workers: usize,
-    /// Telegram user ids of the admins.
-    pub admin_ids: Vec<i64>,
-    /// The staff group that receives handoff requests.
-    pub staff_chat_id: Option<i64>,
-    /// Inquiries older than this many days are deleted.
-    pub retention_days: Option<i64>,
-    /// Where the content comes from, to reload it when staff add an example question.
-    pub dialogs_dir: std::path::PathBuf,
-    pub knowledge_dir: std::path::PathBuf,
-    /// Broadcast messages per second, at most.
-    pub broadcast_rate: f64,
+    /// The settings shared with the other commands: database, content folders, admins, staff
+    /// group, retention and broadcast rate.
+    pub app: crate::config::Config,
 }
 
 /// Webhook mode: Telegram posts updates to `url`, which reaches this process at `listen`.
@@ -152,12 +144,7 @@ struct Shared {
     /// What users are served: the base plus the programme calls that are still open.
     content: std::sync::RwLock<Arc<Content>>,
     store: Mutex<Store>,
-    admin_ids: Vec<i64>,
-    staff_chat_id: Option<i64>,
-    retention_days: Option<i64>,
-    dialogs_dir: std::path::PathBuf,
-    knowledge_dir: std::path::PathBuf,
-    broadcast_rate: f64,
+    config: ServeConfig,
     redactor: Redactor,
     username: String,
     wake_sender: Notify,
@@ -220,12 +207,7 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         base: std::sync::RwLock::new(content.clone()),
         content: std::sync::RwLock::new(content),
         store: Mutex::new(store),
-        admin_ids: config.admin_ids.clone(),
-        staff_chat_id: config.staff_chat_id,
-        retention_days: config.retention_days,
-        dialogs_dir: config.dialogs_dir.clone(),
-        knowledge_dir: config.knowledge_dir.clone(),
-        broadcast_rate: config.broadcast_rate,
+        config: config.clone(),
         redactor,
         username,
         wake_sender: Notify::new(),
@@ -465,7 +447,7 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
             let lang = pick_lang(&content, turn.lang.as_deref());
             let at = now();
             let user = turn.user_id.to_string();
-            let staff_chat = shared.staff_chat_id;
+            let staff_chat = shared.config.app.staff_chat_id;
             let handled = shared.store().update_turn(
                 update_id,
                 (CHANNEL, &user),
@@ -692,7 +674,7 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         if now() - last_prune > 600 {
             last_prune = now();
             let _ = shared.store().prune_updates(now() - 2 * 24 * 3600);
-            if let Some(days) = shared.retention_days {
+            if let Some(days) = shared.config.app.retention_days {
                 match shared.store().purge_inquiries(now() - days * 86_400) {
                     Ok(n) if n > 0 => tracing::info!(deleted = n, days, "retention: old inquiries deleted"),
                     Ok(_) => {}

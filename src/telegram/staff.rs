@@ -27,7 +27,7 @@ impl Out {
 }
 
 pub(super) fn roles_of(shared: &Shared, user_id: u64) -> anyhow::Result<Roles> {
-    let admin = shared.admin_ids.iter().any(|a| *a as u64 == user_id);
+    let admin = shared.config.app.admin_ids.iter().any(|a| *a as u64 == user_id);
     let names = shared.store().roles_of(CHANNEL, &user_id.to_string())?;
     Ok(Roles::from_names(&names, admin))
 }
@@ -132,7 +132,7 @@ fn reply(chat_id: i64, reply: &crate::engine::Reply, ops: &mut Vec<Out>) {
 fn relay(shared: &Shared, content: &Content, lang: &str, turn: &Turn, text: &str, ops: &mut Vec<Out>) -> anyhow::Result<bool> {
     let at = now();
     // An advisor's reply to a handoff post goes to the user.
-    if Some(turn.chat_id) == shared.staff_chat_id
+    if Some(turn.chat_id) == shared.config.app.staff_chat_id
         && let Some(reply_to) = turn.reply_to
     {
         let Some(inquiry_id) = shared.store().inquiry_of_post(turn.chat_id, i64::from(reply_to))? else { return Ok(false) };
@@ -160,7 +160,7 @@ fn relay(shared: &Shared, content: &Content, lang: &str, turn: &Turn, text: &str
     if !turn.private {
         return Ok(false);
     }
-    if shared.staff_chat_id.is_none() {
+    if shared.config.app.staff_chat_id.is_none() {
         return Ok(false);
     }
     let mut store = shared.store();
@@ -274,7 +274,7 @@ fn run(
         Request::BroadcastCancel { id } => super::broadcast::cancel(shared, content, lang, chat, id, ops)?,
         Request::Roles => {
             let grants = shared.store().role_grants(CHANNEL)?;
-            reply(chat, &desk::roles(content, lang, &shared.admin_ids, &grants), ops);
+            reply(chat, &desk::roles(content, lang, &shared.config.app.admin_ids, &grants), ops);
         }
     }
     Ok(())
@@ -303,7 +303,7 @@ fn learn(
         .map(|l| ExtraExample { id: l.id, entry_id: l.entry_id, lang: l.lang, text: l.text })
         .collect();
     extras.push(ExtraExample { id: 0, entry_id: entry_id.to_string(), lang: row.lang.clone(), text: text.clone() });
-    match crate::content::load_dirs_with(&shared.dialogs_dir, &shared.knowledge_dir, &extras) {
+    match crate::content::load_dirs_with(&shared.config.app.dialogs_dir, &shared.config.app.knowledge_dir, &extras) {
         Ok(new_content) => {
             shared.store().learn(entry_id, &row.lang, &text, &turn.user_id.to_string(), now())?;
             shared.store().inquiry_event(inquiry_id, &actor(turn), "learned", entry_id, None, now())?;
