@@ -123,6 +123,9 @@ async fn a_user_taps_through_financing_to_recommendations() {
         .unwrap();
     assert_eq!((profile_country.as_str(), recommended), ("uganda", 1));
     assert!(api.bot_errors().is_empty(), "the bot made no invalid call: {:?}", api.bot_errors());
+    // Logs at info carry no message text.
+    let log = bot.log();
+    assert!(log.contains("update handled") && !log.contains("Ugnda"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
