@@ -67,6 +67,8 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("button_open_bot", &[]),
     ("call_message", &["provider", "offers", "eligible", "deadline", "apply"]),
     ("call_link", &["link"]),
+    ("desk_reloaded", &["entries"]),
+    ("desk_reload_failed", &["count", "problems"]),
     ("call_source_line", &["document"]),
     ("call_document", &["id", "deadline"]),
     ("call_button_save", &[]),

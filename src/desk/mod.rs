@@ -101,6 +101,8 @@ pub enum Request {
         role: Role,
     },
     Roles,
+    /// Read `dialogs/` and `knowledge/` again; keep the running content if they do not check.
+    Reload,
     /// Send a drafted programme call now, or in this many hours.
     BroadcastSend {
         id: i64,
@@ -114,7 +116,7 @@ pub enum Request {
 impl Request {
     pub fn role(&self) -> Role {
         match self {
-            Request::Grant { .. } | Request::Revoke { .. } | Request::Roles => Role::Admin,
+            Request::Grant { .. } | Request::Revoke { .. } | Request::Roles | Request::Reload => Role::Admin,
             Request::BroadcastSend { .. } | Request::BroadcastCancel { .. } => Role::Agency,
             _ => Role::Staff,
         }
@@ -141,6 +143,7 @@ pub const COMMANDS: &[(&str, Role)] = &[
     ("grant", Role::Admin),
     ("revoke", Role::Admin),
     ("roles", Role::Admin),
+    ("reload", Role::Admin),
 ];
 
 /// Parses `/name args`; `None` when the command is not the desk's.
@@ -172,6 +175,7 @@ pub fn parse_command(name: &str, args: &str, now: Timestamp) -> Option<Parsed> {
             }
         }
         "roles" => Parsed::Request(Request::Roles),
+        "reload" => Parsed::Request(Request::Reload),
         _ => return None,
     };
     Some(parsed)

@@ -31,7 +31,7 @@ const W_CONCEPT: f32 = 1.5;
 const W_PROVIDER: f32 = 1.5;
 const W_SUMMARY: f32 = 1.0;
 const W_MAX: f32 = W_KEYWORD;
-const MAX_PHRASE_WORDS: usize = 6;
+const MAX_PHRASE_WORDS: usize = 8;
 /// Intents win ties against entries: a generic question is better served by a guided flow.
 const INTENT_BOOST: f32 = 1.1;
 
@@ -166,7 +166,8 @@ impl Index {
         // A keyword of several words is one term, so its words do not count on their own.
         for keyword in entries.iter().flat_map(|e| e.keywords.iter()).chain(intents.iter().flat_map(|i| i.keywords.values().flatten())) {
             let normal = normalize(keyword);
-            if normal.contains(' ') && !index.phrases.contains_key(&normal) {
+            let words = normal.split(' ').count();
+            if words > 1 && words <= MAX_PHRASE_WORDS && !index.phrases.contains_key(&normal) {
                 let t = index.term(&format!("kw:{normal}"));
                 index.add_phrase(&normal, t);
             }
@@ -421,12 +422,16 @@ impl Index {
         }
         // Dense scores with a list of the documents touched: cheap even when a term is in every document.
         let mut scores = vec![0.0f32; self.docs.len()];
+        // Whether a document matched anything besides where the business is and what it does.
+        let mut on_topic = vec![false; self.docs.len()];
         let mut touched: Vec<u32> = Vec::new();
         let mut total = 0.0;
+        let any_topic = analysis.terms.iter().any(|(t, _)| !self.context[*t as usize]);
         for &(t, factor) in &analysis.terms {
             // Where the business is and what it does describe the asker more than the question.
             // They weigh less in what a document must explain, but fully for a document that matches them.
-            let context = if self.context[t as usize] { CONTEXT } else { 1.0 };
+            let is_context = self.context[t as usize];
+            let context = if is_context { CONTEXT } else { 1.0 };
             let idf = self.idf[t as usize];
             total += idf * context * W_MAX;
             for &(doc, w) in &self.postings[t as usize] {
@@ -435,6 +440,15 @@ impl Index {
                     touched.push(doc);
                 }
                 *score += idf * w * factor;
+                on_topic[doc as usize] |= !is_context;
+            }
+        }
+        // "A loan for my shop" is about the loan: a document that matches only the shop is not an answer.
+        if any_topic {
+            for &d in &touched {
+                if !on_topic[d as usize] {
+                    scores[d as usize] *= CONTEXT;
+                }
             }
         }
         // A word the content never uses weighs like an average term that nothing matched.

@@ -272,6 +272,32 @@ fn run(
         }
         Request::BroadcastSend { id, delay_hours } => super::broadcast::send(shared, content, lang, chat, id, delay_hours, ops)?,
         Request::BroadcastCancel { id } => super::broadcast::cancel(shared, content, lang, chat, id, ops)?,
+        Request::Reload => {
+            let extras: Vec<ExtraExample> = shared
+                .store()
+                .learned_examples()?
+                .into_iter()
+                .map(|l| ExtraExample { id: l.id, entry_id: l.entry_id, lang: l.lang, text: l.text })
+                .collect();
+            match crate::content::load_dirs_with(&shared.config.app.dialogs_dir, &shared.config.app.knowledge_dir, &extras) {
+                Ok(new_content) => {
+                    let entries = new_content.entries.len().to_string();
+                    shared.set_content(new_content);
+                    say(content, lang, chat, "desk_reloaded", &[("entries", &entries)], ops);
+                }
+                Err(diags) => {
+                    let first: Vec<String> = diags.iter().take(5).map(ToString::to_string).collect();
+                    say(
+                        content,
+                        lang,
+                        chat,
+                        "desk_reload_failed",
+                        &[("count", &diags.len().to_string()), ("problems", &first.join("\n"))],
+                        ops,
+                    );
+                }
+            }
+        }
         Request::Roles => {
             let grants = shared.store().role_grants(CHANNEL)?;
             reply(chat, &desk::roles(content, lang, &shared.config.app.admin_ids, &grants), ops);

@@ -61,8 +61,9 @@ async fn a_handoff_goes_to_the_staff_group_and_back() {
     wait_text(&api, user, "An advisor answers:\nAsk your bank about an equipment loan").await;
     // The user's answer comes back into the thread.
     assert!(ask(&api, user, "Thank you, which documents do I need?").await.contains("Sent to your advisor"));
+    // Wait on the call log itself: it is what the assertion below reads.
     api.wait_until("the user's answer in the thread", WAIT, |a| {
-        a.messages(STAFF_GROUP).iter().any(|m| m.plain_text.as_deref().is_some_and(|t| t.contains("which documents do I need")))
+        a.calls_to("sendMessage").iter().any(|c| c.params["text"].as_str().is_some_and(|t| t.contains("which documents")))
     })
     .await;
     let relayed =
@@ -107,7 +108,7 @@ async fn every_privileged_command_and_button_checks_the_role() {
         "/export all".into(),
         format!("/learn {id} genilem"),
     ];
-    let admin_commands = ["/grant 9300 staff", "/revoke 9300 staff", "/roles"];
+    let admin_commands = ["/grant 9300 staff", "/revoke 9300 staff", "/roles", "/reload"];
     let staff_buttons =
         [format!("k:show:{id}"), format!("k:take:{id}"), format!("k:res:{id}"), "k:inbox:0".into(), format!("k:learn:{id}:genilem")];
     for (who, is_staff, is_admin) in [(user, false, false), (agency, false, false), (staff, true, false), (ADMIN, true, true)] {
@@ -308,4 +309,38 @@ fn retention_deletes_old_inquiries_and_nothing_else() {
     // Profiles and sessions are not inquiries: retention leaves them.
     let user = store.user_id("telegram", "old", 10_000).unwrap();
     assert_eq!(store.rows_for_user(user).unwrap(), 3, "user, profile and session remain");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_fails_keeps_the_running_content() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let dir = std::env::temp_dir().join(format!("sme-advisor-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&support::root().join("dialogs"), &dir.join("dialogs"));
+    copy_dir(&support::root().join("knowledge"), &dir.join("knowledge"));
+    let (dialogs, knowledge) = (dir.join("dialogs").display().to_string(), dir.join("knowledge").display().to_string());
+    let _bot = Bot::start_in(&api, dir.clone(), &[("ADMIN_IDS", "9000"), ("DIALOGS_DIR", &dialogs), ("KNOWLEDGE_DIR", &knowledge)]);
+    api.wait_polling(WAIT).await;
+    let intents = dir.join("dialogs/intents.toml");
+    let original = std::fs::read_to_string(&intents).unwrap();
+    std::fs::write(&intents, format!("{original}\n[intent.broken\n")).unwrap();
+    let answer = ask(&api, ADMIN, "/reload").await;
+    assert!(answer.starts_with("Not reloaded: the content has 1 problem(s)") && answer.contains("intents.toml:"), "{answer}");
+    assert!(ask(&api, 9700, "what is empretec").await.contains("EMPRETEC"), "the old content still answers");
+    std::fs::write(&intents, original.replace("You're welcome! Good luck with your business.", "Glad to help!")).unwrap();
+    assert!(ask(&api, ADMIN, "/reload").await.starts_with("Content reloaded: 40 knowledge entries"));
+    assert!(ask(&api, 9700, "thank you").await.contains("Glad to help!"));
 }
