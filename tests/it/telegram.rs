@@ -113,6 +113,10 @@ async fn a_user_taps_through_financing_to_recommendations() {
     assert_eq!(send.params["parse_mode"], "HTML");
     assert_eq!(send.params["link_preview_options"]["is_disabled"], true);
     assert!(api.my_commands("default", "").is_some_and(|c| c.iter().any(|(name, _)| name == "human")));
+    // The command menu in French, and no staff command in anyone's menu.
+    let french = api.my_commands("default", "fr").expect("a French command menu");
+    assert!(french.iter().any(|(name, description)| name == "human" && description.contains("conseiller")), "{french:?}");
+    assert!(!french.iter().any(|(name, _)| name == "inbox" || name == "broadcast"));
     let db = bot.db();
     let (profile_country, recommended): (String, i64) = db
         .query_row(
