@@ -139,33 +139,38 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Snapshots the recipients and starts sending, in one transaction; false if it was not due.
-    pub fn start_broadcast(&mut self, id: i64, recipients: &[Subscriber], now: Timestamp) -> Result<bool, StoreError> {
+    /// Adds recipients to a scheduled broadcast, one batch per transaction so that replies to
+    /// users are not held up by a large snapshot; a recipient already added is kept as it is.
+    pub fn add_recipients(&mut self, id: i64, recipients: &[Subscriber]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE broadcasts SET status = 'sending', started_at = ?2 WHERE id = ?1 AND status = 'scheduled'",
-            params![id, now],
-        )?;
-        if n == 0 {
-            return Ok(false);
-        }
         {
             let mut insert = tx.prepare(
-                "INSERT INTO deliveries (broadcast_id, user_id, chat_id, lang, status) VALUES (?1, ?2, ?3, ?4, 'pending') ON CONFLICT DO NOTHING",
+                "INSERT INTO deliveries (broadcast_id, user_id, chat_id, lang, status)
+                 SELECT ?1, ?2, ?3, ?4, 'pending' FROM broadcasts WHERE id = ?1 AND status = 'scheduled' ON CONFLICT DO NOTHING",
             )?;
             for r in recipients {
                 insert.execute(params![id, r.user_id, r.chat_id, r.lang])?;
             }
         }
         tx.commit()?;
-        Ok(true)
+        Ok(())
+    }
+
+    /// Starts sending a scheduled broadcast whose recipients were added; false if it was not due.
+    /// After a crash between the batches and this, the next start adds the missing ones.
+    pub fn start_broadcast(&mut self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE broadcasts SET status = 'sending', started_at = ?2 WHERE id = ?1 AND status = 'scheduled'",
+            params![id, now],
+        )?;
+        Ok(n == 1)
     }
 
     /// Recipients still to send to whose turn has come, in a stable order.
     pub fn pending_deliveries(&self, id: i64, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT user_id, chat_id, lang, attempts FROM deliveries WHERE broadcast_id = ?1 AND status = 'pending' AND not_before_ms <= ?2
-             ORDER BY not_before_ms, user_id LIMIT ?3",
+             ORDER BY user_id LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![id, now_ms, limit as i64], |r| {
             Ok(Delivery { user_id: r.get(0)?, chat_id: r.get(1)?, lang: r.get(2)?, attempts: r.get(3)? })

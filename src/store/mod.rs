@@ -158,6 +158,8 @@ CREATE TABLE saved_calls (
     PRIMARY KEY (user_id, broadcast_id)
 );
 "#,
+    // The sender reads a broadcast's pending deliveries in user order.
+    "CREATE INDEX deliveries_queue ON deliveries (broadcast_id, status, user_id);",
 ];
 
 /// Inquiry texts are kept up to this many characters.

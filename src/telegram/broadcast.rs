@@ -9,7 +9,7 @@
 //!   flight ([`CONCURRENCY`]) can go out twice; everything else resumes where it stopped;
 //! - each recipient gets the call in their language where the agency wrote one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -132,7 +132,10 @@ fn start_due(shared: &Shared, content: &Content) -> anyhow::Result<()> {
             continue;
         };
         let recipients: Vec<_> = shared.store().subscribers(CHANNEL)?.into_iter().filter(|s| call.reaches(content, s)).collect();
-        if shared.store().start_broadcast(row.id, &recipients, now())? {
+        for batch in recipients.chunks(2_000) {
+            shared.store().add_recipients(row.id, batch)?;
+        }
+        if shared.store().start_broadcast(row.id, now())? {
             tracing::info!(broadcast = row.id, recipients = recipients.len(), "broadcast started");
             // From now on free questions find the call too, until its deadline.
             shared.refresh_calls();
@@ -220,6 +223,9 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
     let mut tasks: JoinSet<(i64, i64, Delivered)> = JoinSet::new();
     let mut last_housekeeping: Timestamp = 0;
     let mut last_progress: HashMap<i64, Instant> = HashMap::new();
+    // Deliveries read from the store for the broadcast being sent, and its call.
+    let mut queue: VecDeque<crate::store::Delivery> = VecDeque::new();
+    let mut queue_of: Option<(i64, Arc<Call>)> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -260,29 +266,34 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         // Interactive replies go first: wait while one is due.
         let interactive_due = shared.store().outbox_due(now_ms()).unwrap_or(0) > 0;
         if let Some(row) = sending.first().filter(|_| !paused && !interactive_due) {
-            let Ok(call) = serde_json::from_str::<Call>(&row.call) else {
-                let _ = shared.store().cancel_broadcast(row.id, now());
-                continue;
-            };
-            let call = Arc::new(call);
-            let batch = shared.store().pending_deliveries(row.id, now_ms(), CONCURRENCY * 4).unwrap_or_default();
-            for d in batch {
-                if tasks.len() >= CONCURRENCY {
-                    break;
-                }
-                if in_flight.contains(&(row.id, d.user_id)) {
+            if queue_of.as_ref().is_none_or(|(id, _)| *id != row.id) {
+                let Ok(call) = serde_json::from_str::<Call>(&row.call) else {
+                    let _ = shared.store().cancel_broadcast(row.id, now());
                     continue;
-                }
-                // One message a second to a chat.
+                };
+                queue.clear();
+                queue_of = Some((row.id, Arc::new(call)));
+            }
+            let call = queue_of.as_ref().map(|(_, c)| c.clone()).expect("set above");
+            if queue.is_empty() {
+                // Rows in flight stay out of the queue: they may be recorded as sent any moment.
+                let batch = shared.store().pending_deliveries(row.id, now_ms(), 512).unwrap_or_default();
+                queue.extend(batch.into_iter().filter(|d| !in_flight.contains(&(row.id, d.user_id))));
+            }
+            while tasks.len() < CONCURRENCY {
+                let Some(d) = queue.front() else { break };
+                // One message a second to a chat: a later refill brings it back.
                 if let Some(last) = last_to_chat.get(&d.chat_id)
                     && last.elapsed() < Duration::from_secs(1)
                 {
+                    queue.pop_front();
                     continue;
                 }
                 if let Err(w) = pacer.take(Instant::now()) {
                     wait = wait.min(w);
                     break;
                 }
+                let d = queue.pop_front().expect("front exists");
                 last_to_chat.insert(d.chat_id, Instant::now());
                 in_flight.insert((row.id, d.user_id));
                 let (shared, content, call, id) = (shared.clone(), content.clone(), call.clone(), row.id);
