@@ -264,7 +264,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         }
         let paused = now_ms() < shared.paused_until_ms.load(Ordering::Relaxed);
         // Interactive replies go first: wait while one is due.
-        let interactive_due = shared.store().outbox_due(now_ms()).unwrap_or(0) > 0;
+        let interactive_due = !sending.is_empty() && shared.store().outbox_due(now_ms()).unwrap_or(0) > 0;
         if let Some(row) = sending.first().filter(|_| !paused && !interactive_due) {
             if queue_of.as_ref().is_none_or(|(id, _)| *id != row.id) {
                 let Ok(call) = serde_json::from_str::<Call>(&row.call) else {
