@@ -149,6 +149,12 @@ async fn every_privileged_command_and_button_checks_the_role() {
         assert!(answer.starts_with(usage), "{command}: {answer}");
     }
     assert!(ask(&api, ADMIN, "/inquiry 999999").await.contains("no inquiry #999999"));
+    // Statistics for the period: counts, share answered, top unanswered phrasings.
+    let stats = ask(&api, staff, "/stats 7d").await;
+    assert!(
+        stats.contains("Statistics for 7d") && stats.contains("Top unanswered phrasings: how do i bake sourdough bread (1)"),
+        "{stats}"
+    );
     // The export arrives as a CSV document.
     ask(&api, staff, "/export all").await;
     let doc = api.documents().into_iter().find(|d| d.chat_id == staff).expect("a CSV document");
