@@ -65,16 +65,20 @@ fn broken_content_reports_every_problem_with_its_position() {
 #[test]
 fn every_card_is_phone_sized_and_every_entry_cites_its_source() {
     let content = support::shipped();
-    for entry in &content.entries {
-        let session = Session::new("en");
+    for (entry, lang) in content.entries.iter().flat_map(|e| content.languages.iter().map(move |l| (e, l.code.as_str()))) {
+        let session = Session::new(lang);
         let step = engine::step(content, &session, &Input::Button(format!("e:{}", entry.id)), 0);
         let card = &step.replies[0];
         let size = card.title.as_deref().unwrap_or("").chars().count() + card.text.chars().count();
-        assert!(size < 1000, "card of {} has {size} characters", entry.id);
+        assert!(size < 1000, "card of {} in {lang} has {size} characters", entry.id);
         assert!(card.buttons.iter().any(|b| b.data == format!("d:{}", entry.id)), "card of {} has a details button", entry.id);
         let details = engine::step(content, &session, &Input::Button(format!("d:{}", entry.id)), 0);
         let text = &details.replies[0].text;
-        assert!(text.contains("TD/B/COM.3/EM.28/3") && text.contains("paragraph"), "details of {} cite the source: {text}", entry.id);
+        assert!(
+            text.contains("TD/B/COM.3/EM.28/3") && text.contains("paragraph"),
+            "details of {} in {lang} cite the source: {text}",
+            entry.id
+        );
         assert!(text.chars().count() <= 4096);
     }
 }
