@@ -43,7 +43,7 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,7 +55,6 @@ use sme_advisor::content::{self, Content};
 use sme_advisor::engine::{self, Input};
 use sme_advisor::store::Store;
 
-const TOKEN: &str = "123456789:AAHtestTOKENsecretVALUEabcdefghijk";
 const CHANNEL: &str = "telegram";
 /// Chat id (= user id) of the first subscriber.
 const FIRST_CHAT: i64 = 1_000_000;
@@ -135,67 +134,6 @@ fn chat_of(index: usize) -> i64 {
 }
 
 // ----- the bot process -----------------------------------------------------------------------
-
-/// The bot process, killed on drop.
-struct Bot {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Bot {
-    fn start(api: &FakeBotApi, dir: &Path, rate: u64) -> Bot {
-        let log = std::fs::File::create(dir.join("bot.log")).expect("the bot log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .arg("serve")
-            .env("TELOXIDE_TOKEN", TOKEN)
-            .env("TELOXIDE_API_URL", api.url())
-            .env("DATABASE_PATH", dir.join("bot.sqlite3"))
-            .env("BROADCAST_RATE", rate.to_string())
-            .env("RUST_LOG", "warn,sme_advisor::telegram::broadcast=info")
-            .env_remove("WEBHOOK_URL")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the bot log file"))
-            .stderr(log);
-        Bot { child: cmd.spawn().expect("the sme-advisor binary starts"), dir: dir.to_owned() }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("bot.log")).unwrap_or_default()
-    }
-
-    fn has_exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(format!("the bot exited ({status}); its log:\n{}", self.log())),
-            _ => None,
-        }
-    }
-
-    /// Completes if the process ends.
-    async fn exited(&mut self) -> String {
-        loop {
-            if let Some(message) = self.has_exited() {
-                return message;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Runs the command line on the benchmark's database; (success, stdout and stderr).
 fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
@@ -578,7 +516,8 @@ async fn run(settings: Settings) -> ExitCode {
     for i in 0..n {
         api.add_chat(chat_of(i));
     }
-    let mut bot = Bot::start(&api, &dir, settings.rate);
+    let rate = settings.rate.to_string();
+    let mut bot = Bot::start(&api, &dir, &[("BROADCAST_RATE", rate.as_str()), ("RUST_LOG", "warn,sme_advisor::telegram::broadcast=info")]);
     let pid = bot.pid().to_string();
     let ready = tokio::select! {
         ready = tokio::time::timeout(Duration::from_secs(60), api.wait_polling(Duration::from_secs(120))) => {

@@ -29,8 +29,8 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,6 @@ use fake_bot_api::{BotMessage, Call, FakeBotApi};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-const TOKEN: &str = "123456789:AAHtestTOKENsecretVALUEabcdefghijk";
 /// Chat id (= user id) of the first simulated user.
 const FIRST_CHAT: i64 = 100_000;
 /// A step with no reply after this long counts as an error and ends that user's run.
@@ -77,59 +76,6 @@ struct Results {
     queries: HashMap<String, i64>,
     errors: Vec<String>,
     users_done: usize,
-}
-
-/// The bot process, killed on drop.
-struct Bot {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Bot {
-    fn start(api: &FakeBotApi, dir: &Path) -> Bot {
-        let log = std::fs::File::create(dir.join("bot.log")).expect("the bot log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .arg("serve")
-            .env("TELOXIDE_TOKEN", TOKEN)
-            .env("TELOXIDE_API_URL", api.url())
-            .env("DATABASE_PATH", dir.join("bot.sqlite3"))
-            .env("RUST_LOG", "warn")
-            .env_remove("WEBHOOK_URL")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the bot log file"))
-            .stderr(log);
-        Bot { child: cmd.spawn().expect("the sme-advisor binary starts"), dir: dir.to_owned() }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("bot.log")).unwrap_or_default()
-    }
-
-    /// Completes if the process ends.
-    async fn exited(&mut self) -> String {
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return format!("the bot exited ({status}) before polling; its log:\n{}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 // ----- one simulated user --------------------------------------------------------------------
@@ -303,7 +249,7 @@ async fn run(settings: Settings) -> ExitCode {
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let started = Instant::now();
     let api = FakeBotApi::start(TOKEN).await;
-    let mut bot = Bot::start(&api, &dir);
+    let mut bot = Bot::start(&api, &dir, &[]);
     let pid = bot.pid().to_string();
     let ready = tokio::select! {
         ready = tokio::time::timeout(Duration::from_secs(60), api.wait_polling(Duration::from_secs(120))) => {

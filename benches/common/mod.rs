@@ -2,8 +2,79 @@
 
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use crate::fake_bot_api::FakeBotApi;
+
+/// The token the bot is started with; the fake server accepts only it.
+pub const TOKEN: &str = "123456789:AAHtestTOKENsecretVALUEabcdefghijk";
+
+/// The real `sme-advisor serve` against the fake server, logging to `dir/bot.log`; killed on drop.
+pub struct Bot {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Bot {
+    /// Starts the bot with its database in `dir`; `extra` environment variables win over the defaults.
+    pub fn start(api: &FakeBotApi, dir: &Path, extra: &[(&str, &str)]) -> Bot {
+        let log = std::fs::File::create(dir.join("bot.log")).expect("the bot log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("serve")
+            .env("TELOXIDE_TOKEN", TOKEN)
+            .env("TELOXIDE_API_URL", api.url())
+            .env("DATABASE_PATH", dir.join("bot.sqlite3"))
+            .env("RUST_LOG", "warn")
+            .env_remove("WEBHOOK_URL")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the bot log file"))
+            .stderr(log);
+        for (key, value) in extra {
+            cmd.env(key, value);
+        }
+        Bot { child: cmd.spawn().expect("the sme-advisor binary starts"), dir: dir.to_owned() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("bot.log")).unwrap_or_default()
+    }
+
+    /// A message with the log if the process has ended.
+    pub fn has_exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!("the bot exited ({status}); its log:\n{}", self.log())),
+            _ => None,
+        }
+    }
+
+    /// Completes if the process ends.
+    pub async fn exited(&mut self) -> String {
+        loop {
+            if let Some(message) = self.has_exited() {
+                return message;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
 
 /// A positive number from the environment, or the default (with a note when it is malformed).
 pub fn env_number(name: &str, default: u64) -> u64 {
