@@ -337,6 +337,9 @@ impl Builder {
                 for lang in keywords.keys().chain(examples.keys()) {
                     self.texts.push((loc.clone(), format!("intent.{id}"), vec![lang.clone()]));
                 }
+                if !examples.is_empty() {
+                    self.texts.push((loc.clone(), format!("intent.{id}.examples"), examples.keys().cloned().collect()));
+                }
                 let goto = t.str("goto");
                 let reply = self.lang_text(&t, "reply", false);
                 if goto.is_some() == reply.is_some() {
@@ -726,6 +729,9 @@ impl Builder {
             self.texts.push((lt.loc(), format!("[{lang}]"), vec![lang]));
             lt.finish();
         }
+        if !texts.is_empty() {
+            self.texts.push((loc.clone(), "entry".into(), texts.keys().cloned().collect()));
+        }
         let reviewed = reviewed.map(Spanned::into_inner).unwrap_or_default();
         // A bad kind is already reported; keep the entry so duplicates are still found.
         let kind = kind.unwrap_or(Kind::PolicyGuidance);
@@ -811,8 +817,28 @@ impl Builder {
                     err(&mut diags, loc, format!("`{key}` uses language `{lang}`, which no `[language.*]` defines{hint}"));
                 }
             }
-            if !langs.is_empty() && !langs.iter().any(|l| l == DEFAULT_LANG) && !key.starts_with("intent.") && !key.starts_with('[') {
-                err(&mut diags, loc, format!("`{key}` has no `{DEFAULT_LANG}` text"));
+            // Every text exists in every language: a user never meets a sentence in another language.
+            // Single-language records (intent words, entry sections) are covered by their group's record.
+            let single = key.starts_with('[') || (key.starts_with("intent.") && !key.ends_with(".examples"));
+            if !langs.is_empty() && !single {
+                let missing: Vec<&str> = codes.iter().copied().filter(|c| !langs.iter().any(|l| l == c)).collect();
+                if !missing.is_empty() {
+                    let message = match key.strip_suffix(".examples") {
+                        _ if key == "entry" => {
+                            let sections: Vec<String> = missing.iter().map(|c| format!("`[{c}]`")).collect();
+                            format!("the entry has no {} section (every language needs one)", sections.join(", "))
+                        }
+                        Some(intent) => {
+                            let lists: Vec<String> = missing.iter().map(|c| format!("`examples.{c}`")).collect();
+                            format!("`{intent}` has no {} (every language needs example questions)", lists.join(", "))
+                        }
+                        None => {
+                            let texts: Vec<String> = missing.iter().map(|c| format!("`{key}.{c}`")).collect();
+                            format!("missing {} (every text needs every language)", texts.join(", "))
+                        }
+                    };
+                    err(&mut diags, loc, message);
+                }
             }
         }
         // Messages.

@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError};
+use super::{Cached, Store, StoreError};
 use crate::broadcast::{Counts, Subscriber};
 use crate::engine::Timestamp;
 
@@ -69,7 +69,7 @@ const BROADCAST_COLUMNS: &str = "id, created_by, created_at, call, status, send_
 
 impl Store {
     pub fn create_broadcast(&mut self, call_json: &str, created_by: &str, now: Timestamp) -> Result<i64, StoreError> {
-        self.conn.execute(
+        self.conn.exec(
             "INSERT INTO broadcasts (created_by, created_at, call, status) VALUES (?1, ?2, ?3, 'draft')",
             params![created_by, now, call_json],
         )?;
@@ -77,19 +77,19 @@ impl Store {
     }
 
     pub fn broadcast(&self, id: i64) -> Result<Option<BroadcastRow>, StoreError> {
-        Ok(self.conn.query_row(&format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE id = ?1"), [id], broadcast_row).optional()?)
+        Ok(self.conn.row(&format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE id = ?1"), [id], broadcast_row).optional()?)
     }
 
     /// Newest first.
     pub fn broadcasts(&self) -> Result<Vec<BroadcastRow>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts ORDER BY id DESC"))?;
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts ORDER BY id DESC"))?;
         let rows = stmt.query_map([], broadcast_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Active Telegram subscribers with their profile, who have not blocked the bot.
     pub fn subscribers(&self, channel: &str) -> Result<Vec<Subscriber>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT u.id, u.external_id, p.lang, p.country, p.sector, s.topics FROM subscriptions s
              JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = u.id
              WHERE s.active = 1 AND u.blocked_at IS NULL AND u.channel = ?1",
@@ -117,7 +117,7 @@ impl Store {
 
     /// Schedules a draft (or reschedules a scheduled broadcast) to go out at `at`.
     pub fn schedule_broadcast(&mut self, id: i64, at: Timestamp, report_chat: Option<i64>) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+        let n = self.conn.exec(
             "UPDATE broadcasts SET status = 'scheduled', send_at = ?2, report_chat = coalesce(?3, report_chat) WHERE id = ?1 AND status IN ('draft', 'scheduled')",
             params![id, at, report_chat],
         )?;
@@ -125,7 +125,7 @@ impl Store {
     }
 
     pub fn due_broadcasts(&self, now: Timestamp) -> Result<Vec<BroadcastRow>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE status = 'scheduled' AND send_at <= ?1 ORDER BY send_at, id"
         ))?;
         let rows = stmt.query_map([now], broadcast_row)?;
@@ -133,8 +133,9 @@ impl Store {
     }
 
     pub fn sending_broadcasts(&self) -> Result<Vec<BroadcastRow>, StoreError> {
-        let mut stmt =
-            self.conn.prepare(&format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE status = 'sending' ORDER BY started_at, id"))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {BROADCAST_COLUMNS} FROM broadcasts WHERE status = 'sending' ORDER BY started_at, id"))?;
         let rows = stmt.query_map([], broadcast_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -144,7 +145,7 @@ impl Store {
     pub fn add_recipients(&mut self, id: i64, recipients: &[Subscriber]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
-            let mut insert = tx.prepare(
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO deliveries (broadcast_id, user_id, chat_id, lang, status)
                  SELECT ?1, ?2, ?3, ?4, 'pending' FROM broadcasts WHERE id = ?1 AND status = 'scheduled' ON CONFLICT DO NOTHING",
             )?;
@@ -159,16 +160,15 @@ impl Store {
     /// Starts sending a scheduled broadcast whose recipients were added; false if it was not due.
     /// After a crash between the batches and this, the next start adds the missing ones.
     pub fn start_broadcast(&mut self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
-            "UPDATE broadcasts SET status = 'sending', started_at = ?2 WHERE id = ?1 AND status = 'scheduled'",
-            params![id, now],
-        )?;
+        let n = self
+            .conn
+            .exec("UPDATE broadcasts SET status = 'sending', started_at = ?2 WHERE id = ?1 AND status = 'scheduled'", params![id, now])?;
         Ok(n == 1)
     }
 
     /// Recipients still to send to whose turn has come, in a stable order.
     pub fn pending_deliveries(&self, id: i64, now_ms: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT user_id, chat_id, lang, attempts FROM deliveries WHERE broadcast_id = ?1 AND status = 'pending' AND not_before_ms <= ?2
              ORDER BY user_id LIMIT ?3",
         )?;
@@ -183,27 +183,27 @@ impl Store {
         let tx = self.conn.transaction()?;
         match outcome {
             Delivered::Sent => {
-                tx.execute(
+                tx.exec(
                     "UPDATE deliveries SET status = 'sent', sent_at = ?3, attempts = attempts + 1 WHERE broadcast_id = ?1 AND user_id = ?2",
                     params![id, user_id, now],
                 )?;
             }
             Delivered::Retry { not_before_ms } => {
-                tx.execute(
+                tx.exec(
                     "UPDATE deliveries SET attempts = attempts + 1, not_before_ms = ?3 WHERE broadcast_id = ?1 AND user_id = ?2",
                     params![id, user_id, not_before_ms],
                 )?;
             }
             Delivered::Failed => {
-                tx.execute(
+                tx.exec(
                     "UPDATE deliveries SET status = 'failed', attempts = attempts + 1 WHERE broadcast_id = ?1 AND user_id = ?2",
                     params![id, user_id],
                 )?;
             }
             Delivered::Blocked => {
-                tx.execute("UPDATE deliveries SET status = 'blocked' WHERE broadcast_id = ?1 AND user_id = ?2", params![id, user_id])?;
-                tx.execute("UPDATE users SET blocked_at = ?2 WHERE id = ?1", params![user_id, now])?;
-                tx.execute("UPDATE subscriptions SET active = 0 WHERE user_id = ?1", [user_id])?;
+                tx.exec("UPDATE deliveries SET status = 'blocked' WHERE broadcast_id = ?1 AND user_id = ?2", params![id, user_id])?;
+                tx.exec("UPDATE users SET blocked_at = ?2 WHERE id = ?1", params![user_id, now])?;
+                tx.exec("UPDATE subscriptions SET active = 0 WHERE user_id = ?1", [user_id])?;
             }
         }
         tx.commit()?;
@@ -211,7 +211,7 @@ impl Store {
     }
 
     pub fn broadcast_counts(&self, id: i64) -> Result<Counts, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT status, count(*) FROM deliveries WHERE broadcast_id = ?1 GROUP BY status")?;
+        let mut stmt = self.conn.prepare_cached("SELECT status, count(*) FROM deliveries WHERE broadcast_id = ?1 GROUP BY status")?;
         let rows = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         let mut c = Counts::default();
         for row in rows {
@@ -230,7 +230,7 @@ impl Store {
 
     /// Marks a sending broadcast done when nothing is pending; true if it did.
     pub fn finish_broadcast(&mut self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+        let n = self.conn.exec(
             "UPDATE broadcasts SET status = 'done', finished_at = ?2 WHERE id = ?1 AND status = 'sending'
              AND NOT EXISTS (SELECT 1 FROM deliveries WHERE broadcast_id = ?1 AND status = 'pending')",
             params![id, now],
@@ -241,30 +241,31 @@ impl Store {
     /// Cancels a broadcast that has not finished; what was not sent stays unsent.
     pub fn cancel_broadcast(&mut self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
-        let n = tx.execute(
+        let n = tx.exec(
             "UPDATE broadcasts SET status = 'cancelled', finished_at = ?2 WHERE id = ?1 AND status IN ('draft', 'scheduled', 'sending')",
             params![id, now],
         )?;
-        tx.execute("UPDATE deliveries SET status = 'cancelled' WHERE broadcast_id = ?1 AND status = 'pending'", [id])?;
+        tx.exec("UPDATE deliveries SET status = 'cancelled' WHERE broadcast_id = ?1 AND status = 'pending'", [id])?;
         tx.commit()?;
         Ok(n == 1)
     }
 
     pub fn set_report_message(&mut self, id: i64, chat_id: i64, message_id: i64) -> Result<(), StoreError> {
-        self.conn.execute("UPDATE broadcasts SET report_chat = ?2, report_message = ?3 WHERE id = ?1", params![id, chat_id, message_id])?;
+        self.conn.exec("UPDATE broadcasts SET report_chat = ?2, report_message = ?3 WHERE id = ?1", params![id, chat_id, message_id])?;
         Ok(())
     }
 
     /// How many times each recipient was recorded as sent; for checks that nobody got a call twice.
     pub fn delivery_log(&self, id: i64) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT chat_id, status, attempts FROM deliveries WHERE broadcast_id = ?1 ORDER BY chat_id")?;
+        let mut stmt =
+            self.conn.prepare_cached("SELECT chat_id, status, attempts FROM deliveries WHERE broadcast_id = ?1 ORDER BY chat_id")?;
         let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Calls that have gone out and whose deadline is on or after `day`.
     pub fn open_calls(&self, day: &str) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT id, call FROM broadcasts WHERE status IN ('sending', 'done') AND json_extract(call, '$.deadline') >= ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([day], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -273,7 +274,7 @@ impl Store {
 
     /// Saved calls whose deadline is on or before `by_day` and whose saver was not reminded yet.
     pub fn due_reminders(&self, by_day: &str) -> Result<Vec<Reminder>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT b.id, u.id, u.external_id, coalesce(p.lang, 'en'), b.call FROM saved_calls s
              JOIN broadcasts b ON b.id = s.broadcast_id JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = u.id
              WHERE s.reminded_at IS NULL AND u.blocked_at IS NULL AND json_extract(b.call, '$.deadline') <= ?1",
@@ -292,7 +293,7 @@ impl Store {
     }
 
     pub fn mark_reminded(&mut self, broadcast_id: i64, user_id: i64, now: Timestamp) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE saved_calls SET reminded_at = ?3 WHERE broadcast_id = ?1 AND user_id = ?2",
             params![broadcast_id, user_id, now],
         )?;

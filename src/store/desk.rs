@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{InquiryRow, Store, StoreError, UserId};
+use super::{Cached, InquiryRow, Store, StoreError, UserId};
 use crate::engine::Timestamp;
 
 /// A role granted to a user of a channel.
@@ -68,7 +68,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<InquiryRow> {
 
 impl Store {
     pub fn grant(&mut self, channel: &str, external_id: &str, role: &str, by: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+        let n = self.conn.exec(
             "INSERT INTO roles (channel, external_id, role, granted_by, granted_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             params![channel, external_id, role, by, now],
         )?;
@@ -78,12 +78,12 @@ impl Store {
     pub fn revoke(&mut self, channel: &str, external_id: &str, role: &str) -> Result<bool, StoreError> {
         let n = self
             .conn
-            .execute("DELETE FROM roles WHERE channel = ?1 AND external_id = ?2 AND role = ?3", params![channel, external_id, role])?;
+            .exec("DELETE FROM roles WHERE channel = ?1 AND external_id = ?2 AND role = ?3", params![channel, external_id, role])?;
         Ok(n == 1)
     }
 
     pub fn roles_of(&self, channel: &str, external_id: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT role FROM roles WHERE channel = ?1 AND external_id = ?2 ORDER BY role")?;
+        let mut stmt = self.conn.prepare_cached("SELECT role FROM roles WHERE channel = ?1 AND external_id = ?2 ORDER BY role")?;
         let rows = stmt.query_map(params![channel, external_id], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -91,7 +91,7 @@ impl Store {
     pub fn role_grants(&self, channel: &str) -> Result<Vec<RoleGrant>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT external_id, role, granted_by, granted_at FROM roles WHERE channel = ?1 ORDER BY role, external_id")?;
+            .prepare_cached("SELECT external_id, role, granted_by, granted_at FROM roles WHERE channel = ?1 ORDER BY role, external_id")?;
         let rows = stmt.query_map([channel], |r| {
             Ok(RoleGrant { external_id: r.get(0)?, role: r.get(1)?, granted_by: r.get(2)?, granted_at: r.get(3)? })
         })?;
@@ -129,17 +129,17 @@ impl Store {
         }
         sql.push_str(" ORDER BY CASE status WHEN 'needs_human' THEN 0 ELSE 1 END, at DESC, id DESC");
         sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as usize)));
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn inquiry(&self, id: i64) -> Result<Option<InquiryRow>, StoreError> {
-        Ok(self.conn.query_row(&format!("SELECT {COLUMNS} FROM inquiries WHERE id = ?1"), [id], row).optional()?)
+        Ok(self.conn.row(&format!("SELECT {COLUMNS} FROM inquiries WHERE id = ?1"), [id], row).optional()?)
     }
 
     pub fn events(&self, inquiry_id: i64) -> Result<Vec<Event>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT at, actor, kind, text FROM inquiry_events WHERE inquiry_id = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached("SELECT at, actor, kind, text FROM inquiry_events WHERE inquiry_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([inquiry_id], |r| Ok(Event { at: r.get(0)?, actor: r.get(1)?, kind: r.get(2)?, text: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -155,26 +155,26 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
-        let exists: bool = tx.query_row("SELECT count(*) > 0 FROM inquiries WHERE id = ?1", [inquiry_id], |r| r.get(0))?;
+        let exists: bool = tx.row("SELECT count(*) > 0 FROM inquiries WHERE id = ?1", [inquiry_id], |r| r.get(0))?;
         if !exists {
             return Ok(false);
         }
-        tx.execute(
+        tx.exec(
             "INSERT INTO inquiry_events (inquiry_id, at, actor, kind, text) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![inquiry_id, now, actor, kind, text],
         )?;
         if let Some(status) = status {
-            tx.execute("UPDATE inquiries SET status = ?2 WHERE id = ?1", params![inquiry_id, status])?;
+            tx.exec("UPDATE inquiries SET status = ?2 WHERE id = ?1", params![inquiry_id, status])?;
         }
         if kind == "taken" {
-            tx.execute("UPDATE inquiries SET taken_by = ?2 WHERE id = ?1", params![inquiry_id, actor])?;
+            tx.exec("UPDATE inquiries SET taken_by = ?2 WHERE id = ?1", params![inquiry_id, actor])?;
         }
         tx.commit()?;
         Ok(true)
     }
 
     pub fn record_handoff_post(&mut self, chat_id: i64, message_id: i64, inquiry_id: i64) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn.exec(
             "INSERT OR REPLACE INTO handoff_posts (chat_id, message_id, inquiry_id) VALUES (?1, ?2, ?3)",
             params![chat_id, message_id, inquiry_id],
         )?;
@@ -185,9 +185,7 @@ impl Store {
     pub fn inquiry_of_post(&self, chat_id: i64, message_id: i64) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT inquiry_id FROM handoff_posts WHERE chat_id = ?1 AND message_id = ?2", params![chat_id, message_id], |r| {
-                r.get(0)
-            })
+            .row("SELECT inquiry_id FROM handoff_posts WHERE chat_id = ?1 AND message_id = ?2", params![chat_id, message_id], |r| r.get(0))
             .optional()?)
     }
 
@@ -195,11 +193,9 @@ impl Store {
     pub fn post_of_inquiry(&self, inquiry_id: i64) -> Result<Option<(i64, i64)>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT chat_id, message_id FROM handoff_posts WHERE inquiry_id = ?1 ORDER BY message_id LIMIT 1",
-                [inquiry_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .row("SELECT chat_id, message_id FROM handoff_posts WHERE inquiry_id = ?1 ORDER BY message_id LIMIT 1", [inquiry_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?)
     }
 
@@ -207,7 +203,7 @@ impl Store {
     pub fn open_thread(&self, user: UserId) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .row(
                 "SELECT id FROM inquiries WHERE user_id = ?1 AND kind = 'handoff' AND status = 'answered_by_staff' ORDER BY id DESC LIMIT 1",
                 [user.0],
                 |r| r.get(0),
@@ -217,19 +213,16 @@ impl Store {
 
     /// The channel and channel id of an internal user.
     pub fn external_of(&self, user: UserId) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT channel, external_id FROM users WHERE id = ?1", [user.0], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        Ok(self.conn.row("SELECT channel, external_id FROM users WHERE id = ?1", [user.0], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
     }
 
     /// The profile fields and recent messages of a user, for a handoff post.
     pub fn lang_of(&self, user: UserId) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.query_row("SELECT lang FROM profiles WHERE user_id = ?1", [user.0], |r| r.get(0)).optional()?)
+        Ok(self.conn.row("SELECT lang FROM profiles WHERE user_id = ?1", [user.0], |r| r.get(0)).optional()?)
     }
 
     pub fn learn(&mut self, entry_id: &str, lang: &str, text: &str, by: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+        let n = self.conn.exec(
             "INSERT INTO learned_examples (entry_id, lang, text, added_by, added_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             params![entry_id, lang, text, by, now],
         )?;
@@ -237,18 +230,18 @@ impl Store {
     }
 
     pub fn unlearn(&mut self, id: i64) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM learned_examples WHERE id = ?1", [id])?;
+        self.conn.exec("DELETE FROM learned_examples WHERE id = ?1", [id])?;
         Ok(())
     }
 
     pub fn learned_examples(&self) -> Result<Vec<LearnedExample>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT id, entry_id, lang, text FROM learned_examples ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached("SELECT id, entry_id, lang, text FROM learned_examples ORDER BY id")?;
         let rows = stmt.query_map([], |r| Ok(LearnedExample { id: r.get(0)?, entry_id: r.get(1)?, lang: r.get(2)?, text: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Deletes inquiries (and their history and posts) logged before `before`; returns how many.
     pub fn purge_inquiries(&mut self, before: Timestamp) -> Result<usize, StoreError> {
-        Ok(self.conn.execute("DELETE FROM inquiries WHERE at < ?1", [before])?)
+        Ok(self.conn.exec("DELETE FROM inquiries WHERE at < ?1", [before])?)
     }
 }

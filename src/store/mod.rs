@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Params, Row, Transaction, params};
 
 use crate::engine::{Effect, Inquiry, InquiryKind, Profile, SESSION_VERSION, Session, Step, Timestamp};
 
@@ -202,6 +202,22 @@ pub struct Store {
     conn: Connection,
 }
 
+/// Statements through the connection's cache: each SQL text is parsed once, not on every call.
+pub(crate) trait Cached {
+    fn exec<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P: Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P: Params, F: FnOnce(&Row<'_>) -> rusqlite::Result<T>>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -221,8 +237,9 @@ impl Store {
 
     fn setup(mut conn: Connection) -> Result<Store, StoreError> {
         conn.busy_timeout(Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = conn.row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew { found: version, known });
@@ -281,7 +298,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut fresh = Vec::new();
         for u in updates {
-            let n = tx.execute(
+            let n = tx.exec(
                 "INSERT INTO updates (update_id, chat_id, payload, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                 params![u.update_id, u.chat_id, u.payload, now],
             )?;
@@ -295,7 +312,8 @@ impl Store {
 
     /// Updates recorded but not yet handled, oldest first.
     pub fn pending_updates(&mut self) -> Result<Vec<IncomingUpdate>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT update_id, chat_id, payload FROM updates WHERE done_at IS NULL ORDER BY update_id")?;
+        let mut stmt =
+            self.conn.prepare_cached("SELECT update_id, chat_id, payload FROM updates WHERE done_at IS NULL ORDER BY update_id")?;
         let rows = stmt.query_map([], |r| Ok(IncomingUpdate { update_id: r.get(0)?, chat_id: r.get(1)?, payload: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -304,7 +322,7 @@ impl Store {
     pub fn pending_update(&mut self, update_id: i64) -> Result<Option<IncomingUpdate>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT update_id, chat_id, payload FROM updates WHERE update_id = ?1 AND done_at IS NULL", [update_id], |r| {
+            .row("SELECT update_id, chat_id, payload FROM updates WHERE update_id = ?1 AND done_at IS NULL", [update_id], |r| {
                 Ok(IncomingUpdate { update_id: r.get(0)?, chat_id: r.get(1)?, payload: r.get(2)? })
             })
             .optional()?)
@@ -312,7 +330,7 @@ impl Store {
 
     /// The highest update id ever recorded.
     pub fn last_update_id(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.conn.query_row("SELECT max(update_id) FROM updates", [], |r| r.get(0))?)
+        Ok(self.conn.row("SELECT max(update_id) FROM updates", [], |r| r.get(0))?)
     }
 
     /// Handles an update as a conversation turn: the turn, its outgoing messages and the update's
@@ -331,7 +349,7 @@ impl Store {
             return Ok(None);
         }
         let user = ensure_user(&tx, who.0, who.1, now)?;
-        tx.execute("UPDATE users SET blocked_at = NULL WHERE id = ?1", [user.0])?;
+        tx.exec("UPDATE users SET blocked_at = NULL WHERE id = ?1", [user.0])?;
         let session = load_session(&tx, user, lang)?;
         let step = decide(&session);
         let inquiries = save_turn(&tx, user, &step, now)?;
@@ -354,7 +372,7 @@ impl Store {
 
     /// Forgets handled updates older than `before`, keeping the newest so repeats are still recognised.
     pub fn prune_updates(&mut self, before: Timestamp) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
+        Ok(self.conn.exec(
             "DELETE FROM updates WHERE done_at IS NOT NULL AND done_at < ?1 AND update_id < (SELECT max(update_id) FROM updates)",
             [before],
         )?)
@@ -362,7 +380,7 @@ impl Store {
 
     /// The first queued message of each chat that may be sent now, oldest chats first.
     pub fn outbox_heads(&mut self, now_ms: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT o.id, o.chat_id, o.payload, o.attempts FROM outbox o
              JOIN (SELECT chat_id, min(id) AS id FROM outbox GROUP BY chat_id) h ON h.id = o.id
              WHERE o.not_before_ms <= ?1 ORDER BY o.id LIMIT ?2",
@@ -375,42 +393,42 @@ impl Store {
 
     /// Queued messages that may be sent now.
     pub fn outbox_due(&self, now_ms: i64) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM outbox WHERE not_before_ms <= ?1", [now_ms], |r| r.get(0))?)
+        Ok(self.conn.row("SELECT count(*) FROM outbox WHERE not_before_ms <= ?1", [now_ms], |r| r.get(0))?)
     }
 
     pub fn outbox_len(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+        Ok(self.conn.row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
     }
 
     /// Whether a queued message is still there (not yet delivered by someone else).
     pub fn outbox_contains(&self, id: i64) -> Result<bool, StoreError> {
-        Ok(self.conn.query_row("SELECT count(*) > 0 FROM outbox WHERE id = ?1", [id], |r| r.get(0))?)
+        Ok(self.conn.row("SELECT count(*) > 0 FROM outbox WHERE id = ?1", [id], |r| r.get(0))?)
     }
 
     /// A message was delivered (or given up on): remove it.
     pub fn outbox_done(&mut self, id: i64) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        self.conn.exec("DELETE FROM outbox WHERE id = ?1", [id])?;
         Ok(())
     }
 
     /// A message failed for now: try again no earlier than `not_before_ms`.
     pub fn outbox_retry(&mut self, id: i64, not_before_ms: i64) -> Result<(), StoreError> {
-        self.conn.execute("UPDATE outbox SET attempts = attempts + 1, not_before_ms = ?2 WHERE id = ?1", params![id, not_before_ms])?;
+        self.conn.exec("UPDATE outbox SET attempts = attempts + 1, not_before_ms = ?2 WHERE id = ?1", params![id, not_before_ms])?;
         Ok(())
     }
 
     /// Replaces a queued message, e.g. an edit that must become a new message.
     pub fn outbox_replace(&mut self, id: i64, payload: &str) -> Result<(), StoreError> {
-        self.conn.execute("UPDATE outbox SET payload = ?2 WHERE id = ?1", params![id, payload])?;
+        self.conn.exec("UPDATE outbox SET payload = ?2 WHERE id = ?1", params![id, payload])?;
         Ok(())
     }
 
     /// The chat blocked the bot: drop what was queued for it and mark the user inactive.
     pub fn chat_blocked(&mut self, channel: &str, chat_id: i64, now: Timestamp) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM outbox WHERE chat_id = ?1", [chat_id])?;
-        tx.execute("UPDATE users SET blocked_at = ?3 WHERE channel = ?1 AND external_id = ?2", params![channel, chat_id.to_string(), now])?;
-        tx.execute(
+        tx.exec("DELETE FROM outbox WHERE chat_id = ?1", [chat_id])?;
+        tx.exec("UPDATE users SET blocked_at = ?3 WHERE channel = ?1 AND external_id = ?2", params![channel, chat_id.to_string(), now])?;
+        tx.exec(
             "UPDATE subscriptions SET active = 0 WHERE user_id = (SELECT id FROM users WHERE channel = ?1 AND external_id = ?2)",
             params![channel, chat_id.to_string()],
         )?;
@@ -422,7 +440,7 @@ impl Store {
     pub fn is_blocked(&self, channel: &str, external_id: &str) -> Result<bool, StoreError> {
         let at: Option<Option<i64>> = self
             .conn
-            .query_row("SELECT blocked_at FROM users WHERE channel = ?1 AND external_id = ?2", params![channel, external_id], |r| r.get(0))
+            .row("SELECT blocked_at FROM users WHERE channel = ?1 AND external_id = ?2", params![channel, external_id], |r| r.get(0))
             .optional()?;
         Ok(at.flatten().is_some())
     }
@@ -431,13 +449,13 @@ impl Store {
     pub fn rows_for_user(&self, user: UserId) -> Result<i64, StoreError> {
         let mut total = 0;
         for table in ["profiles", "sessions", "inquiries", "subscriptions"] {
-            let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table} WHERE user_id = ?1"), [user.0], |r| r.get(0))?;
+            let n: i64 = self.conn.row(&format!("SELECT count(*) FROM {table} WHERE user_id = ?1"), [user.0], |r| r.get(0))?;
             total += n;
         }
-        let n: i64 = self.conn.query_row("SELECT count(*) FROM users WHERE id = ?1", [user.0], |r| r.get(0))?;
+        let n: i64 = self.conn.row("SELECT count(*) FROM users WHERE id = ?1", [user.0], |r| r.get(0))?;
         total += n;
         for table in ["inquiry_events", "handoff_posts"] {
-            let n: i64 = self.conn.query_row(
+            let n: i64 = self.conn.row(
                 &format!("SELECT count(*) FROM {table} WHERE inquiry_id IN (SELECT id FROM inquiries WHERE user_id = ?1)"),
                 [user.0],
                 |r| r.get(0),
@@ -451,7 +469,7 @@ impl Store {
     pub fn subscription(&self, user: UserId) -> Result<Option<(bool, String)>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT active, topics FROM subscriptions WHERE user_id = ?1", [user.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .row("SELECT active, topics FROM subscriptions WHERE user_id = ?1", [user.0], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 }
@@ -489,36 +507,35 @@ pub struct OutboxRow {
 
 /// Marks an update done, dropping its payload (it may hold message text); false if it already was.
 fn claim_update(tx: &Transaction<'_>, update_id: i64, now: Timestamp) -> Result<bool, StoreError> {
-    let n =
-        tx.execute("UPDATE updates SET done_at = ?2, payload = '' WHERE update_id = ?1 AND done_at IS NULL", params![update_id, now])?;
+    let n = tx.exec("UPDATE updates SET done_at = ?2, payload = '' WHERE update_id = ?1 AND done_at IS NULL", params![update_id, now])?;
     Ok(n == 1)
 }
 
 fn insert_outgoing(tx: &Transaction<'_>, outgoing: &[Outgoing], now: Timestamp) -> Result<(), StoreError> {
     for o in outgoing {
-        tx.execute("INSERT INTO outbox (chat_id, payload, created_at) VALUES (?1, ?2, ?3)", params![o.chat_id, o.payload, now])?;
+        tx.exec("INSERT INTO outbox (chat_id, payload, created_at) VALUES (?1, ?2, ?3)", params![o.chat_id, o.payload, now])?;
     }
     Ok(())
 }
 
 fn ensure_user(tx: &Transaction<'_>, channel: &str, external_id: &str, now: Timestamp) -> Result<UserId, StoreError> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO users (channel, external_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         params![channel, external_id, now],
     )?;
-    let id = tx.query_row("SELECT id FROM users WHERE channel = ?1 AND external_id = ?2", params![channel, external_id], |r| r.get(0))?;
+    let id = tx.row("SELECT id FROM users WHERE channel = ?1 AND external_id = ?2", params![channel, external_id], |r| r.get(0))?;
     Ok(UserId(id))
 }
 
 fn load_session(tx: &Transaction<'_>, user: UserId, lang: &str) -> Result<Session, StoreError> {
-    let state: Option<String> = tx.query_row("SELECT state FROM sessions WHERE user_id = ?1", [user.0], |r| r.get(0)).optional()?;
+    let state: Option<String> = tx.row("SELECT state FROM sessions WHERE user_id = ?1", [user.0], |r| r.get(0)).optional()?;
     // A session from an older program version, or one that no longer parses, starts afresh.
     let mut session = state
         .and_then(|s| serde_json::from_str::<Session>(&s).ok())
         .filter(|s| s.version == SESSION_VERSION)
         .unwrap_or_else(|| Session::new(lang));
     let profile = tx
-        .query_row("SELECT lang, country, sector, size, stage, needs FROM profiles WHERE user_id = ?1", [user.0], |r| {
+        .row("SELECT lang, country, sector, size, stage, needs FROM profiles WHERE user_id = ?1", [user.0], |r| {
             let needs: String = r.get(5)?;
             Ok((
                 r.get::<_, String>(0)?,
@@ -544,18 +561,18 @@ fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) ->
     let mut logged = Vec::new();
     if step.effects.contains(&Effect::Forget) {
         // Everything about the user goes; the next message starts a new user.
-        tx.execute("DELETE FROM users WHERE id = ?1", [user.0])?;
+        tx.exec("DELETE FROM users WHERE id = ?1", [user.0])?;
         return Ok(logged);
     }
     let session = &step.session;
     let p = &session.profile;
-    tx.execute(
+    tx.exec(
         "INSERT INTO profiles (user_id, lang, country, sector, size, stage, needs, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (user_id) DO UPDATE SET lang = ?2, country = ?3, sector = ?4, size = ?5, stage = ?6, needs = ?7, updated_at = ?8",
         params![user.0, session.lang, p.country, p.sector, p.size, p.stage, p.needs.join(","), now],
     )?;
     let state = serde_json::to_string(session).expect("a session always serialises");
-    tx.execute(
+    tx.exec(
         "INSERT INTO sessions (user_id, state, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE SET state = ?2, updated_at = ?3",
         params![user.0, state, now],
     )?;
@@ -563,7 +580,7 @@ fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) ->
         match effect {
             Effect::Inquiry(inquiry) => logged.push((inquiry.kind, insert_inquiry(tx, user, session, inquiry, now)?)),
             Effect::Subscription { active, topics } => {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO subscriptions (user_id, active, topics, updated_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (user_id) DO UPDATE SET active = ?2, topics = ?3, updated_at = ?4",
                     params![user.0, active, topics.join(","), now],
@@ -571,7 +588,7 @@ fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) ->
             }
             // Profile and language changes are saved with the profile above; a handoff is logged as an inquiry.
             Effect::SaveCall(id) => {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO saved_calls (user_id, broadcast_id, saved_at) SELECT ?1, id, ?3 FROM broadcasts WHERE id = ?2 ON CONFLICT DO NOTHING",
                     params![user.0, id, now],
                 )?;
@@ -590,7 +607,7 @@ fn insert_inquiry(tx: &Transaction<'_>, user: UserId, session: &Session, inquiry
         (_, false) => "new",
     };
     let text: String = inquiry.text.chars().take(MAX_STORED_TEXT).collect();
-    tx.execute(
+    tx.exec(
         "INSERT INTO inquiries (user_id, at, lang, kind, text, matched, confidence, answered, status, topic, country, sector)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
