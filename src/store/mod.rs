@@ -379,16 +379,20 @@ impl Store {
     }
 
     /// The first queued message of each chat that may be sent now, oldest chats first.
-    pub fn outbox_heads(&mut self, now_ms: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    pub fn outbox_heads(&mut self, now_ms: i64, limit: usize) -> Result<Vec<OutboxHead>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT o.id, o.chat_id, o.payload, o.attempts FROM outbox o
+            "SELECT o.id, o.chat_id, o.attempts FROM outbox o
              JOIN (SELECT chat_id, min(id) AS id FROM outbox GROUP BY chat_id) h ON h.id = o.id
              WHERE o.not_before_ms <= ?1 ORDER BY o.id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
-            Ok(OutboxRow { id: r.get(0)?, chat_id: r.get(1)?, payload: r.get(2)?, attempts: r.get(3)? })
-        })?;
+        let rows =
+            stmt.query_map(params![now_ms, limit as i64], |r| Ok(OutboxHead { id: r.get(0)?, chat_id: r.get(1)?, attempts: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The payload of a queued message, read only when it is about to be sent.
+    pub fn outbox_payload(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.row("SELECT payload FROM outbox WHERE id = ?1", [id], |r| r.get(0)).optional()?)
     }
 
     /// Queued messages that may be sent now.
@@ -498,10 +502,9 @@ pub struct Outgoing {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutboxRow {
+pub struct OutboxHead {
     pub id: i64,
     pub chat_id: i64,
-    pub payload: String,
     pub attempts: i64,
 }
 

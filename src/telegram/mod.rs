@@ -663,10 +663,14 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             if !in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(row.chat_id) {
                 continue;
             }
+            let Ok(Some(payload)) = shared.store().outbox_payload(row.id) else {
+                in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&row.chat_id);
+                continue;
+            };
             let shared = shared.clone();
             let in_flight = in_flight.clone();
             tasks.spawn(async move {
-                deliver(&shared, row.id, row.chat_id, &row.payload, row.attempts).await;
+                deliver(&shared, row.id, row.chat_id, &payload, row.attempts).await;
                 in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&row.chat_id);
                 shared.wake_sender.notify_one();
             });
