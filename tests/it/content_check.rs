@@ -75,7 +75,7 @@ fn every_card_is_phone_sized_and_every_entry_cites_its_source() {
         let details = engine::step(content, &session, &Input::Button(format!("d:{}", entry.id)), 0);
         let text = &details.replies[0].text;
         assert!(
-            text.contains("TD/B/COM.3/EM.28/3") && text.contains("paragraph"),
+            text.contains("TD/B/COM.3/EM.28/3") && entry.paragraphs.iter().all(|p| text.contains(&p.to_string())),
             "details of {} in {lang} cite the source: {text}",
             entry.id
         );
