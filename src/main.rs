@@ -220,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut store = Store::open(&config.database_path)
                 .with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
             let content = load_content(&config, &learned(&store)?)?;
+            let lang = content.language_for(Some(&lang));
             terminal::chat(&content, &mut store, &user, &lang)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -33,7 +33,10 @@
 //! keywords.en = ["hello"]
 //! examples.en = ["hello there"] # must be matched to this intent: checked on every load
 //! goto = "start"                # or reply.en = "..."
+//! label.en = "Main menu"        # the button when the intent is offered in a "did you mean"
 //! ```
+//!
+//! Every text exists in every language of `[language.*]`: `check` reports each one missing.
 //!
 //! # Knowledge files
 //!
@@ -230,8 +233,9 @@ impl Builder {
             for (code, value) in languages.entries() {
                 let Some(t) = Table::new(root.file, value, "a language") else { continue };
                 let loc = t.loc();
+                let also = t.str_list("also").unwrap_or_default().into_iter().map(|c| c.into_inner().to_ascii_lowercase()).collect();
                 if let Some(name) = t.req_str("name") {
-                    self.languages.push((Language { code: code.get_ref().to_string(), name: name.into_inner() }, loc));
+                    self.languages.push((Language { code: code.get_ref().to_string(), name: name.into_inner(), also }, loc));
                 }
                 t.finish();
             }
@@ -342,6 +346,16 @@ impl Builder {
                 }
                 let goto = t.str("goto");
                 let reply = self.lang_text(&t, "reply", false);
+                let label = self.lang_text(&t, "label", true).unwrap_or_default();
+                for l in label.values() {
+                    if l.chars().count() > MAX_LABEL_CHARS {
+                        err(
+                            &mut self.diags,
+                            &loc,
+                            format!("button label \"{l}\" is longer than {MAX_LABEL_CHARS} characters, too long for a phone"),
+                        );
+                    }
+                }
                 if goto.is_some() == reply.is_some() {
                     err(&mut self.diags, &loc, format!("intent `{id}` needs exactly one of `goto` and `reply`"));
                 }
@@ -360,7 +374,7 @@ impl Builder {
                         loc: gloc,
                     });
                 }
-                self.intents.push(Intent { id, patterns, keywords, examples, goto: None, reply, loc });
+                self.intents.push(Intent { id, patterns, keywords, examples, goto: None, reply, label, loc });
             }
         }
         root.finish();
@@ -987,6 +1001,31 @@ impl Builder {
             err(&mut diags, &Loc { path: "knowledge/vocabulary.toml".into(), line: 1, col: 1 }, "the vocabulary file is missing");
         }
         let mut terms: Vec<Term> = Vec::new();
+        // A word a user types must name one term: a synonym shared with another term (or equal to
+        // another term's name) would pick one of them silently.
+        let mut words: HashMap<String, String> = HashMap::new();
+        for (term, _) in &self.terms {
+            for name in term.name.values() {
+                words.entry(crate::matching::normalize(name)).or_insert_with(|| format!("{}.{}", term.kind.name(), term.id));
+            }
+        }
+        for (term, loc) in &self.terms {
+            let me = format!("{}.{}", term.kind.name(), term.id);
+            for word in term.synonyms.values().flatten() {
+                let key = crate::matching::normalize(word);
+                match words.get(&key) {
+                    Some(other) if *other != me => err(
+                        &mut diags,
+                        loc,
+                        format!("synonym \"{word}\" of `{me}` already names `{other}`; a word may belong to one term only"),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        words.insert(key, me.clone());
+                    }
+                }
+            }
+        }
         for (term, loc) in self.terms {
             if terms.iter().any(|t| t.kind == term.kind && t.id == term.id) {
                 err(&mut diags, &loc, format!("duplicate {} `{}`", term.kind.name(), term.id));

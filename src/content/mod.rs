@@ -148,6 +148,8 @@ pub struct Content {
 pub struct Language {
     pub code: String,
     pub name: String,
+    /// Other language codes whose speakers get this language (`ht` → `fr`).
+    pub also: Vec<String>,
 }
 
 /// A slash command and where it leads.
@@ -273,6 +275,8 @@ pub struct Intent {
     pub examples: BTreeMap<String, Vec<(Loc, String)>>,
     pub goto: Option<Target>,
     pub reply: Option<LangText>,
+    /// The button text when the intent is offered as a suggestion.
+    pub label: LangText,
     pub loc: Loc,
 }
 
@@ -406,6 +410,18 @@ pub const GLOBAL: &str = "global";
 pub const ANY: &str = "any";
 
 impl Content {
+    /// The content language for a user's own language tag (Telegram's `language_code`, `--lang`):
+    /// regional variants map to their language (`pt-BR` → `pt`, `fr-CA` → `fr`, `es-419` → `es`),
+    /// a language's `also` codes map to it, and anything else gets the default language.
+    pub fn language_for(&self, tag: Option<&str>) -> String {
+        let primary = tag.unwrap_or(DEFAULT_LANG).split(['-', '_']).next().unwrap_or_default().trim().to_ascii_lowercase();
+        self.languages
+            .iter()
+            .find(|l| l.code == primary)
+            .or_else(|| self.languages.iter().find(|l| l.also.contains(&primary)))
+            .map_or_else(|| DEFAULT_LANG.to_string(), |l| l.code.clone())
+    }
+
     /// A text in the wanted language, else in English.
     pub fn pick<'a>(&self, text: &'a LangText, lang: &str) -> &'a str {
         text.get(lang).or_else(|| text.get(DEFAULT_LANG)).map(String::as_str).unwrap_or("")

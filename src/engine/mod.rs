@@ -487,12 +487,7 @@ impl<'c> Turn<'c> {
             }
             Doc::Intent(i) => {
                 let intent = &self.content.intents[i];
-                let label = intent
-                    .goto
-                    .as_ref()
-                    .and_then(|t| self.content.commands.values().find(|c| &c.goto == t))
-                    .map(|c| self.content.pick(&c.description, &lang).to_string())
-                    .unwrap_or_else(|| intent.id.replace('_', " "));
+                let label = self.content.pick(&intent.label, &lang).to_string();
                 Button { label, data: format!("i:{}", intent.id) }
             }
         }

@@ -394,10 +394,9 @@ async fn worker(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<i64>, st
     }
 }
 
-/// The language for a user: their Telegram language if the content has it, else the default.
+/// The language for a user: their Telegram language as the content maps it (see [`Content::language_for`]).
 fn pick_lang(content: &Content, code: Option<&str>) -> String {
-    let code = code.unwrap_or(DEFAULT_LANG).split(['-', '_']).next().unwrap_or(DEFAULT_LANG).to_ascii_lowercase();
-    if content.languages.iter().any(|l| l.code == code) { code } else { DEFAULT_LANG.to_string() }
+    content.language_for(code)
 }
 
 async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {

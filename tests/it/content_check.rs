@@ -109,3 +109,54 @@ fn no_invented_contacts_in_the_knowledge_base() {
         }
     }
 }
+
+#[test]
+fn a_text_missing_in_one_language_and_a_word_shared_by_two_terms_are_reported() {
+    let mut files = support::shipped_sources();
+    for f in &mut files {
+        if f.path == "dialogs/flows.toml" {
+            f.text = f.text.replacen("say.pt = \"Do que a sua empresa precisa?\"\n", "", 1);
+        }
+        if f.path == "knowledge/vocabulary.toml" {
+            f.text = f.text.replacen("[\"ugandan\", \"kampala\"]", "[\"ugandan\", \"kampala\", \"nairobi\"]", 1);
+        }
+    }
+    let diags: Vec<String> = support::load(&files).expect_err("broken content").iter().map(|d| d.to_string()).collect();
+    let flows = support::shipped_sources().into_iter().find(|f| f.path == "dialogs/flows.toml").expect("flows");
+    let line = flows.text.lines().position(|l| l.starts_with("say.en = \"What does your business need?\"")).expect("menu step") + 1;
+    assert!(diags.contains(&format!("dialogs/flows.toml:{line}:1: missing `say.pt` (every text needs every language)")), "{diags:#?}");
+    let vocabulary = support::shipped_sources().into_iter().find(|f| f.path == "knowledge/vocabulary.toml").expect("vocabulary");
+    let kenya = vocabulary.text.lines().position(|l| l == "[country.kenya]").expect("kenya") + 1;
+    assert!(vocabulary.text.find("[country.uganda]") < vocabulary.text.find("[country.kenya]"), "Uganda is defined first");
+    assert!(
+        diags.contains(&format!(
+            "knowledge/vocabulary.toml:{kenya}:10: synonym \"nairobi\" of `country.kenya` already names `country.uganda`; a word may belong to one term only"
+        )),
+        "{diags:#?}"
+    );
+    assert_eq!(diags.len(), 2, "{diags:#?}");
+}
+
+#[test]
+fn telegram_language_tags_map_to_content_languages() {
+    let content = support::shipped();
+    let codes: Vec<&str> = content.languages.iter().map(|l| l.code.as_str()).collect();
+    assert_eq!(codes, ["en", "fr", "es", "pt"]);
+    for (tag, expected) in [
+        (Some("pt-BR"), "pt"),
+        (Some("pt-br"), "pt"),
+        (Some("pt_PT"), "pt"),
+        (Some("fr-CA"), "fr"),
+        (Some("FR"), "fr"),
+        (Some("es-419"), "es"),
+        (Some("es"), "es"),
+        (Some("ht"), "fr"),
+        (Some("en-GB"), "en"),
+        (Some("sw"), "en"),
+        (Some(""), "en"),
+        (Some("-"), "en"),
+        (None, "en"),
+    ] {
+        assert_eq!(content.language_for(tag), expected, "{tag:?}");
+    }
+}

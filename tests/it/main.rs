@@ -6,6 +6,7 @@ mod cli;
 mod content_check;
 mod desk;
 mod fake_bot_api;
+mod languages;
 mod robustness;
 mod store;
 mod support;

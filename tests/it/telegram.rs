@@ -117,6 +117,15 @@ async fn a_user_taps_through_financing_to_recommendations() {
     let french = api.my_commands("default", "fr").expect("a French command menu");
     assert!(french.iter().any(|(name, description)| name == "human" && description.contains("conseiller")), "{french:?}");
     assert!(!french.iter().any(|(name, _)| name == "inbox" || name == "broadcast"));
+    for (lang, human) in [("es", "Hablar con un asesor"), ("pt", "Falar com um consultor")] {
+        let menu = api.my_commands("default", lang).unwrap_or_else(|| panic!("a command menu in {lang}"));
+        assert!(menu.iter().any(|(name, description)| name == "human" && description == human), "{lang}: {menu:?}");
+    }
+    // A Brazilian phone (pt-BR) gets Portuguese, and a question typed in Spanish is answered in it.
+    api.push_start(1002, 1002, "pt-BR", "");
+    wait_text(&api, 1002, "Do que a sua empresa precisa?").await;
+    api.push_text(1002, 1002, "pt-BR", "¿qué es empretec?");
+    wait_text(&api, 1002, "O EMPRETEC é o programa da UNCTAD").await;
     let db = bot.db();
     let (profile_country, recommended): (String, i64) = db
         .query_row(

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! # a comment
-//! @user 1001 lang=en        who talks from here on (each user keeps a profile)
+//! @user 1001 lang=en        who talks from here on (each user keeps a profile); lang is their
+//!                           Telegram language tag (pt-BR, fr-CA...), mapped as the bot maps it
 //! @drop-step financing.sector   simulate a content change that removes a step
 //! > /start                  what the user types: text, /command, a button number or label, [sticker]
 //! < Hello! ...              what the bot answers; buttons as `  [n] label`
@@ -41,7 +42,8 @@ fn replay(source: &str) -> String {
         if let Some(rest) = line.strip_prefix("@user ") {
             let mut parts = rest.split_whitespace();
             let id = parts.next().expect("@user needs an id");
-            let lang = parts.find_map(|p| p.strip_prefix("lang=")).unwrap_or("en").to_string();
+            // The user's own language tag, mapped as the Telegram front end maps `language_code`.
+            let lang = support::shipped().language_for(parts.find_map(|p| p.strip_prefix("lang=")));
             user = Some((id.to_string(), lang));
         } else if let Some(target) = line.strip_prefix("@drop-step ") {
             let (flow, step) = target.trim().split_once('.').expect("@drop-step flow.step");
