@@ -143,8 +143,12 @@ pub struct Step {
 
 /// One turn of the conversation.
 pub fn step(content: &Content, session: &Session, input: &Input, now: Timestamp) -> Step {
-    let mut turn = Turn { content, s: session.clone(), replies: Vec::new(), effects: Vec::new() };
+    let mut turn = Turn { content, s: session.clone(), replies: Vec::new(), effects: Vec::new(), before: None };
     turn.s.version = SESSION_VERSION;
+    // Where the user was: the language choice takes them back there. An earlier place to resume
+    // is kept for this turn only (the press of a language button).
+    let resume = turn.s.resume.take().map(|p| (p, std::mem::take(&mut turn.s.resume_stack)));
+    turn.before = turn.s.at.clone().map(|p| (p, turn.s.stack.clone())).or(resume);
     let stale = turn.s.at.as_ref().is_some_and(|p| content.step(&p.target()).is_none())
         || turn.s.stack.iter().any(|p| content.step(&p.target()).is_none());
     if stale {
@@ -171,6 +175,8 @@ struct Turn<'c> {
     s: Session,
     replies: Vec<Reply>,
     effects: Vec<Effect>,
+    /// The step the user was at when this turn began (or was to resume), with its back stack.
+    before: Option<(Position, Vec<Position>)>,
 }
 
 impl<'c> Turn<'c> {
@@ -770,6 +776,10 @@ impl<'c> Turn<'c> {
                 let buttons =
                     self.content.languages.iter().map(|l| Button { label: l.name.clone(), data: format!("l:{}", l.code) }).collect();
                 self.replies.push(Reply { title: None, text, buttons });
+                if let Some((at, stack)) = self.before.clone() {
+                    self.s.resume = Some(at);
+                    self.s.resume_stack = stack;
+                }
             }
             Action::Forget => {
                 self.effects.push(Effect::Forget);
@@ -840,7 +850,18 @@ impl<'c> Turn<'c> {
                 self.s.lang = code.clone();
                 self.effects.push(Effect::LanguageSet(code));
                 let text = self.msg("language_set", &[("language", &name)]);
-                self.replies.push(Reply { title: None, text, buttons: vec![self.button("button_menu", "m")] });
+                // In the middle of a flow, the question the user was at is asked again in the new language.
+                let resume = self.before.take().filter(|(at, stack)| {
+                    self.content.step(&at.target()).is_some() && stack.iter().all(|p| self.content.step(&p.target()).is_some())
+                });
+                match resume {
+                    Some((at, stack)) => {
+                        self.replies.push(Reply { title: None, text, buttons: Vec::new() });
+                        self.s.stack = stack;
+                        self.enter_with(&at.target(), false);
+                    }
+                    None => self.replies.push(Reply { title: None, text, buttons: vec![self.button("button_menu", "m")] }),
+                }
             }
             None => self.act(&Action::Language),
         }
