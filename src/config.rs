@@ -51,6 +51,8 @@ pub struct Config {
     pub retention_days: Option<i64>,
     /// Broadcast messages per second, at most (Telegram allows about 30 in all).
     pub broadcast_rate: f64,
+    /// The database may not grow beyond this many megabytes; `None`: as far as the disk allows.
+    pub database_max_mb: Option<u64>,
 }
 
 /// Reads a variable; an empty value counts as unset.
@@ -72,6 +74,8 @@ pub struct ServeSettings {
     pub webhook_listen: std::net::SocketAddr,
     pub webhook_secret: Option<Secret>,
     pub workers: usize,
+    /// How long one Bot API call may take before it is abandoned and tried again.
+    pub api_timeout_secs: u64,
 }
 
 impl ServeSettings {
@@ -134,7 +138,14 @@ impl ServeSettings {
                 .filter(|n| (1..=256).contains(n))
                 .ok_or(ConfigError { variable: "WORKERS", problem: format!("`{v}` is not a number from 1 to 256") })?,
         };
-        Ok(ServeSettings { token: Secret::new(token), api_url, webhook_url, webhook_listen, webhook_secret, workers })
+        let api_timeout_secs = match get("BOT_API_TIMEOUT_SECS") {
+            None => 17,
+            Some(v) => v.parse::<u64>().ok().filter(|n| (2..=600).contains(n)).ok_or(ConfigError {
+                variable: "BOT_API_TIMEOUT_SECS",
+                problem: format!("`{v}` is not a number of seconds from 2 to 600"),
+            })?,
+        };
+        Ok(ServeSettings { token: Secret::new(token), api_url, webhook_url, webhook_listen, webhook_secret, workers, api_timeout_secs })
     }
 }
 
@@ -181,8 +192,16 @@ impl Config {
                 problem: format!("`{v}` is not a number of messages per second (Telegram allows about 30)"),
             })?,
         };
+        let database_max_mb = match get("DATABASE_MAX_MB") {
+            None => None,
+            Some(v) => Some(v.parse::<u64>().ok().filter(|m| *m >= 1).ok_or(ConfigError {
+                variable: "DATABASE_MAX_MB",
+                problem: format!("`{v}` is not a whole number of megabytes (1 or more)"),
+            })?),
+        };
         Ok(Config {
             broadcast_rate,
+            database_max_mb,
             retention_days,
             database_path: get("DATABASE_PATH").map_or_else(|| PathBuf::from("data/sme-advisor.sqlite3"), PathBuf::from),
             dialogs_dir: get("DIALOGS_DIR").map_or_else(|| PathBuf::from("dialogs"), PathBuf::from),

@@ -191,8 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Serve => {
             let settings = ServeSettings::from_lookup(config::var)?;
-            let store = Store::open(&config.database_path)
-                .with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
+            let store = open_store(&config)?;
             let content = load_content(&config, &learned(&store)?)?;
             let parse =
                 |name: &str, url: &str| reqwest::Url::parse(url).map_err(|_| anyhow::anyhow!("{name}: `{url}` is not a valid address"));
@@ -207,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 api_url: settings.api_url.as_deref().map(|u| parse("TELOXIDE_API_URL", u)).transpose()?,
                 webhook,
                 workers: settings.workers,
+                api_timeout: std::time::Duration::from_secs(settings.api_timeout_secs),
                 app: config.clone(),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -217,8 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Roles { command } => roles(&config, command),
         Command::Broadcast { command } => broadcasts(&config, command),
         Command::Chat { user, lang } => {
-            let mut store = Store::open(&config.database_path)
-                .with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
+            let mut store = open_store(&config)?;
             let content = load_content(&config, &learned(&store)?)?;
             let lang = content.language_for(Some(&lang));
             terminal::chat(&content, &mut store, &user, &lang)?;
@@ -232,8 +231,7 @@ fn existing_learned(config: &Config) -> anyhow::Result<Vec<content::ExtraExample
     if !config.database_path.exists() {
         return Ok(Vec::new());
     }
-    let store =
-        Store::open(&config.database_path).with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
+    let store = open_store(config)?;
     learned(&store)
 }
 
@@ -277,7 +275,12 @@ async fn shutdown_signal() {
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database_path).with_context(|| format!("cannot open the database {}", config.database_path.display()))
+    let mut store =
+        Store::open(&config.database_path).with_context(|| format!("cannot open the database {}", config.database_path.display()))?;
+    if let Some(mb) = config.database_max_mb {
+        store.limit_size(mb)?;
+    }
+    Ok(store)
 }
 
 fn filter(args: &FilterArgs) -> anyhow::Result<InquiryFilter> {

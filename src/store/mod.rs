@@ -202,6 +202,21 @@ pub struct Store {
     conn: Connection,
 }
 
+impl StoreError {
+    /// A problem of the storage itself (full or read-only disk, I/O error, lock held elsewhere),
+    /// which may pass; not a problem of the data.
+    pub fn is_storage(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, DiskFull | ReadOnly | SystemIoFailure | DatabaseBusy | DatabaseLocked | CannotOpen | OutOfMemory)
+            }
+            StoreError::Folder { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// Statements through the connection's cache: each SQL text is parsed once, not on every call.
 pub(crate) trait Cached {
     fn exec<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
@@ -228,6 +243,15 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Store::setup(conn)
+    }
+
+    /// Caps the database file at about `megabytes`; beyond it writes fail with "database or disk
+    /// is full", as on a full disk.
+    pub fn limit_size(&mut self, megabytes: u64) -> Result<(), StoreError> {
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = (megabytes as i64 * 1024 * 1024 / page_size.max(512)).max(1);
+        self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// A private database in memory, for tests.

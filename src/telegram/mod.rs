@@ -48,7 +48,7 @@ use crate::clock::now;
 use crate::config::Secret;
 use crate::content::{Content, DEFAULT_LANG};
 use crate::engine::{self, Input, Session};
-use crate::store::{IncomingUpdate, Outgoing, Store};
+use crate::store::{IncomingUpdate, Outgoing, Store, StoreError};
 
 use inbound::Inbound;
 use render::Message;
@@ -69,6 +69,8 @@ pub struct ServeConfig {
     pub api_url: Option<reqwest::Url>,
     pub webhook: Option<Webhook>,
     pub workers: usize,
+    /// How long one Bot API call may take; a long poll asks Telegram to answer within it.
+    pub api_timeout: Duration,
     /// The settings shared with the other commands: database, content folders, admins, staff
     /// group, retention and broadcast rate.
     pub app: crate::config::Config,
@@ -194,7 +196,8 @@ fn now_ms() -> i64 {
 /// Runs the bot until `shutdown` completes; the turn in progress finishes first.
 pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let redactor = Redactor(config.token.clone());
-    let mut bot = Bot::new(config.token.expose());
+    let client = teloxide::net::default_reqwest_settings().timeout(config.api_timeout).build()?;
+    let mut bot = Bot::with_client(config.token.expose(), client);
     if let Some(url) = &config.api_url {
         bot = bot.set_api_url(url.clone());
     }
@@ -287,7 +290,8 @@ async fn poll_intake(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::R
     let mut offset = shared.store().last_update_id()?.map_or(0, |id| id + 1);
     let mut failures = 0u32;
     loop {
-        let request = shared.bot.get_updates().offset(offset as i32).timeout(POLL_TIMEOUT_SECS).allowed_updates(vec![
+        let poll_secs = POLL_TIMEOUT_SECS.min(shared.config.api_timeout.as_secs().saturating_sub(2) as u32);
+        let request = shared.bot.get_updates().offset(offset as i32).timeout(poll_secs).allowed_updates(vec![
             AllowedUpdate::Message,
             AllowedUpdate::CallbackQuery,
             AllowedUpdate::InlineQuery,
@@ -303,8 +307,23 @@ async fn poll_intake(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::R
                     continue;
                 }
                 let records = incoming(&updates);
-                // Durable first; the next getUpdates with a higher offset acknowledges them.
-                let fresh = shared.store().record_updates(&records, now())?;
+                // Durable first; the next getUpdates with a higher offset acknowledges them. If they
+                // cannot be written, the offset stays and Telegram delivers them again.
+                // Bound first: the store's guard must not live through the sleep below.
+                let recorded = shared.store().record_updates(&records, now());
+                let fresh = match recorded {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        failures += 1;
+                        let wait = backoff(failures as i64);
+                        tracing::error!(error = %e, updates = records.len(), retry_in_ms = wait.as_millis() as u64, "cannot record updates; they are not acknowledged and will be fetched again");
+                        tokio::select! {
+                            _ = stop.changed() => return Ok(()),
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                        continue;
+                    }
+                };
                 for r in records.iter().filter(|r| fresh.contains(&r.update_id)) {
                     dispatch.send(r);
                 }
@@ -382,14 +401,29 @@ async fn webhook_intake(shared: Arc<Shared>, webhook: Webhook, dispatch: Dispatc
     Ok(())
 }
 
-async fn worker(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<i64>, stop: watch::Receiver<bool>) {
+async fn worker(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<i64>, mut stop: watch::Receiver<bool>) {
     while let Some(update_id) = queue.recv().await {
         if *stop.borrow() {
             // Left for the next start: it stays pending in the database.
             break;
         }
-        if let Err(e) = handle(&shared, update_id).await {
-            tracing::error!(update_id, error = %shared.redactor.clean(&format!("{e:#}")), "cannot handle an update; it stays pending");
+        // A storage failure (full or read-only disk) may pass: the update is tried again, and the
+        // chat's later updates wait behind it. Any other failure leaves it pending for the next start.
+        let mut attempt = 0;
+        loop {
+            let Err(e) = handle(&shared, update_id).await else { break };
+            let storage = e.downcast_ref::<StoreError>().is_some_and(StoreError::is_storage);
+            if !storage || *stop.borrow() {
+                tracing::error!(update_id, error = %shared.redactor.clean(&format!("{e:#}")), "cannot handle an update; it stays pending");
+                break;
+            }
+            attempt += 1;
+            let wait = backoff(attempt);
+            tracing::error!(update_id, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot store a turn; trying again");
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     }
 }
@@ -708,8 +742,16 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
         return;
     };
     if attempts > 0 && !matches!(op, Out::AnswerCallback { .. }) {
-        // The reply is taking a moment: show that the bot is working on it.
-        let _ = shared.bot.send_chat_action(ChatId(chat_id), ChatAction::Typing).await;
+        // The reply is taking a moment: show that the bot is working on it. If Telegram asks to
+        // slow down even for that, the message waits as long as it was told.
+        if let Err(e) = shared.bot.send_chat_action(ChatId(chat_id), ChatAction::Typing).await
+            && let Failure::RetryAfter(seconds) = classify(&e)
+        {
+            let until = now_ms() + seconds as i64 * 1000;
+            shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
+            let _ = shared.store().outbox_retry(id, until);
+            return;
+        }
     }
     let result = execute(&shared.bot, &op).await;
     let mut store = shared.store();

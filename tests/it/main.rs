@@ -6,6 +6,7 @@ mod cli;
 mod content_check;
 mod desk;
 mod fake_bot_api;
+mod faults;
 mod languages;
 mod robustness;
 mod store;

@@ -1,5 +1,5 @@
-//! Fault injection and Telegram's flood limits: deterministic random 502s and dropped
-//! connections, forced 429s, 403 for blocked chats, and sliding-window rate limits.
+//! Fault injection and Telegram's flood limits: deterministic random 502s, dropped
+//! connections, slow answers, forced 429s, 403 for blocked chats, and sliding-window rate limits.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -15,6 +15,10 @@ pub struct Faults {
     /// Probability (0.0-1.0) of closing the connection without an answer after reading a
     /// call in `scope`.
     pub drop_probability: f64,
+    /// Probability (0.0-1.0) of holding a call in `scope` for `slow_by` before handling it (the
+    /// call still takes effect, as on Telegram when an answer is late).
+    pub slow_probability: f64,
+    pub slow_by: Duration,
     /// The next `forced_429` calls in `scope` are answered 429 with `retry_after`.
     pub forced_429: u32,
     /// `retry_after` (seconds) of the forced 429s.
@@ -35,6 +39,8 @@ impl Default for Faults {
             seed: 0x5EED_F00D_FACE,
             server_error_probability: 0.0,
             drop_probability: 0.0,
+            slow_probability: 0.0,
+            slow_by: Duration::from_secs(3),
             forced_429: 0,
             retry_after: 1,
             scope: vec!["send*".to_owned(), "edit*".to_owned()],
@@ -86,6 +92,8 @@ pub struct FaultStats {
     pub server_errors: u64,
     /// Connections closed without an answer.
     pub dropped: u64,
+    /// Calls held for `slow_by` before they were handled.
+    pub slowed: u64,
     /// 403 answers for blocked chats.
     pub forbidden: u64,
 }

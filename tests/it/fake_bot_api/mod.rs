@@ -476,6 +476,10 @@ impl Inner {
         if name == "getUpdates" {
             return self.get_updates(params, stream, buf).await;
         }
+        let delay = self.lock().slow_delay(&name);
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let result = self.lock().handle(&name, &params, &files);
         self.finish(name, params, files, result)
     }

@@ -940,6 +940,15 @@ impl State {
 
     // ----- faults ----------------------------------------------------------------------------
 
+    /// How long to hold a call before handling it, if it is to be slow.
+    pub fn slow_delay(&mut self, method: &str) -> Option<std::time::Duration> {
+        if self.faults.slow_probability > 0.0 && self.faults.in_scope(method) && self.rng.next_f64() < self.faults.slow_probability {
+            self.stats.slowed += 1;
+            return Some(self.faults.slow_by);
+        }
+        None
+    }
+
     /// Injected faults and flood limits, applied after a call passed validation.
     fn gate(&mut self, method: &str, params: &Map<String, Value>) -> Result<(), Failure> {
         let in_scope = self.faults.in_scope(method);
