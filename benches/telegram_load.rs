@@ -14,6 +14,10 @@
 //! 50 at a time the bot runs saturated and the latencies include queueing. The fake server and the
 //! users run in this process, on the same cores as the bot.
 //!
+//! `LOAD_DB_USERS` (default 0) seeds the bot's database before the run with that many other users,
+//! each with a profile, a session and an inquiry (one user through the engine, the rest copies of
+//! its rows), to measure memory with a populated database.
+//!
 //! Environment overrides: `LOAD_USERS` (default 500), `LOAD_CONCURRENCY` (default 50),
 //! `LOAD_TIMEOUT_SECS` (default 300). `WORKERS` is passed on to the bot if set. The process exits
 //! non-zero when the run timed out or a user could not finish; figures above the aims are printed,
@@ -59,6 +63,7 @@ const AIM_PEAK_MB: f64 = 50.0;
 
 struct Settings {
     users: usize,
+    db_users: usize,
     concurrency: usize,
     timeout: Duration,
 }
@@ -233,6 +238,7 @@ async fn settle(api: &FakeBotApi) {
 fn main() -> ExitCode {
     let settings = Settings {
         users: env_number("LOAD_USERS", 500) as usize,
+        db_users: env_number("LOAD_DB_USERS", 0) as usize,
         concurrency: env_number("LOAD_CONCURRENCY", 50) as usize,
         timeout: Duration::from_secs(env_number("LOAD_TIMEOUT_SECS", 300)),
     };
@@ -248,6 +254,13 @@ async fn run(settings: Settings) -> ExitCode {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let started = Instant::now();
+    let seeded = match seed_users(&dir, settings.db_users) {
+        Ok(seeded) => seeded,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let api = FakeBotApi::start(TOKEN).await;
     let mut bot = Bot::start(&api, &dir, &[]);
     let pid = bot.pid().to_string();
@@ -435,6 +448,7 @@ async fn run(settings: Settings) -> ExitCode {
         settings.users * STEPS.len(),
         COUNTRIES.join(", ")
     );
+    println!("database  : {seeded}");
     println!(
         "run       : {} of {} users finished, {} steps answered, wall {:.2} s{}; bot ready after {:.2} s",
         results.users_done,
@@ -547,4 +561,72 @@ async fn run(settings: Settings) -> ExitCode {
         let _ = std::fs::remove_dir_all(&dir);
         ExitCode::SUCCESS
     }
+}
+
+/// Seeds `n` users who are not part of the run (chat ids from 10,000,000), each with a profile, a
+/// session and an inquiry: one through the engine, the others copies of its rows. Says what it did.
+fn seed_users(dir: &std::path::Path, n: usize) -> Result<String, String> {
+    use sme_advisor::engine::{self, Input};
+    use sme_advisor::store::Store;
+    if n == 0 {
+        return Ok("empty before the run (LOAD_DB_USERS=0)".into());
+    }
+    let sql = |e: rusqlite::Error| format!("seeding: {e}");
+    let started = Instant::now();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let content = sme_advisor::content::load_dirs(&root.join("dialogs"), &root.join("knowledge")).map_err(|d| d[0].to_string())?;
+    let db = dir.join("bot.sqlite3");
+    const FIRST: i64 = 10_000_000;
+    {
+        let mut store = Store::open(&db).map_err(|e| e.to_string())?;
+        let now = sme_advisor::clock::now();
+        let inputs = [
+            Input::Start { payload: None },
+            Input::Button("f:financing".into()),
+            Input::Text("Kenya".into()),
+            Input::Text(SECTOR.into()),
+            Input::Text(SIZE.into()),
+        ];
+        for input in &inputs {
+            store.turn("telegram", &FIRST.to_string(), "en", now, |s| engine::step(&content, s, input, now)).map_err(|e| e.to_string())?;
+        }
+    }
+    let mut conn = rusqlite::Connection::open(&db).map_err(sql)?;
+    let template: i64 = conn.query_row("SELECT id FROM users WHERE external_id = ?1", [FIRST.to_string()], |r| r.get(0)).map_err(sql)?;
+    let columns = |conn: &rusqlite::Connection, table: &str| -> Result<Vec<String>, String> {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).map_err(sql)?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(1)).map_err(sql)?.collect::<Result<Vec<_>, _>>().map_err(sql)?;
+        Ok(names.into_iter().filter(|c| c != "id" && c != "user_id" && c != "external_id").collect())
+    };
+    let tx = conn.transaction().map_err(sql)?;
+    let user_cols = columns(&tx, "users")?.join(", ");
+    let mut insert_user = tx
+        .prepare(&format!("INSERT INTO users (external_id, {user_cols}) SELECT ?1, {user_cols} FROM users WHERE id = ?2"))
+        .map_err(sql)?;
+    let mut copies = Vec::new();
+    for table in ["profiles", "sessions", "inquiries"] {
+        let c = columns(&tx, table)?.join(", ");
+        copies
+            .push(tx.prepare(&format!("INSERT INTO {table} (user_id, {c}) SELECT ?1, {c} FROM {table} WHERE user_id = ?2")).map_err(sql)?);
+    }
+    for i in 1..n as i64 {
+        insert_user.execute(rusqlite::params![(FIRST + i).to_string(), template]).map_err(sql)?;
+        let user = tx.last_insert_rowid();
+        for copy in &mut copies {
+            copy.execute(rusqlite::params![user, template]).map_err(sql)?;
+        }
+    }
+    drop(copies);
+    drop(insert_user);
+    tx.commit().map_err(sql)?;
+    let count = |table: &str| conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).map_err(sql);
+    let size_mb = std::fs::metadata(&db).map(|m| m.len() as f64 / 1_048_576.0).unwrap_or(0.0);
+    Ok(format!(
+        "{} users, {} profiles, {} sessions, {} inquiries seeded before the run in {:.1} s ({size_mb:.1} MB file)",
+        count("users")?,
+        count("profiles")?,
+        count("sessions")?,
+        count("inquiries")?,
+        started.elapsed().as_secs_f64()
+    ))
 }

@@ -414,9 +414,24 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The oldest queued message of one chat, if it may be sent now.
+    pub fn outbox_head_of(&self, chat_id: i64, now_ms: i64) -> Result<Option<OutboxHead>, StoreError> {
+        Ok(self
+            .conn
+            .row("SELECT id, chat_id, attempts, not_before_ms FROM outbox WHERE chat_id = ?1 ORDER BY id LIMIT 1", [chat_id], |r| {
+                Ok((OutboxHead { id: r.get(0)?, chat_id: r.get(1)?, attempts: r.get(2)? }, r.get::<_, i64>(3)?))
+            })
+            .optional()?
+            .filter(|(_, not_before)| *not_before <= now_ms)
+            .map(|(head, _)| head))
+    }
+
     /// The payload of a queued message, read only when it is about to be sent.
-    pub fn outbox_payload(&self, id: i64) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.row("SELECT payload FROM outbox WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+    pub fn outbox_payload(&self, id: i64, now_ms: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .row("SELECT payload FROM outbox WHERE id = ?1 AND not_before_ms <= ?2", params![id, now_ms], |r| r.get(0))
+            .optional()?)
     }
 
     /// Queued messages that may be sent now.

@@ -22,7 +22,7 @@ pub mod inbound;
 pub mod render;
 mod staff;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -48,7 +48,7 @@ use crate::clock::now;
 use crate::config::Secret;
 use crate::content::{Content, DEFAULT_LANG};
 use crate::engine::{self, Input, Session};
-use crate::store::{IncomingUpdate, Outgoing, Store, StoreError};
+use crate::store::{IncomingUpdate, OutboxHead, Outgoing, Store, StoreError};
 
 use inbound::Inbound;
 use render::Message;
@@ -678,35 +678,48 @@ async fn execute(bot: &Bot, op: &Out) -> Result<Option<i32>, RequestError> {
     }
 }
 
+/// A full read of the outbox's heads at least this often while messages are in flight, so that
+/// retries that came due are found.
+const RESCAN_EVERY: Duration = Duration::from_millis(100);
+
 /// Drains the outbox: one message in flight per chat, at most `MAX_IN_FLIGHT` overall.
 async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut in_flight: HashSet<i64> = HashSet::new();
+    let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    let mut chat_of: HashMap<tokio::task::Id, i64> = HashMap::new();
     let mut last_prune = 0;
+    // Heads read from the outbox and not yet sent (their chat was busy or the limit reached). They
+    // stay valid: only this loop sends and removes rows, and a chat's new rows queue behind its head.
+    let mut backlog: std::collections::VecDeque<OutboxHead> = std::collections::VecDeque::new();
+    let mut read_all = true;
+    let mut last_read = std::time::Instant::now();
     loop {
         if *stop.borrow() {
             break;
         }
         let paused = shared.paused_until_ms.load(Ordering::Relaxed);
-        let heads = if now_ms() >= paused { shared.store().outbox_heads(now_ms(), 256).unwrap_or_default() } else { Vec::new() };
-        for row in heads {
-            if tasks.len() >= MAX_IN_FLIGHT {
-                break;
-            }
-            if !in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(row.chat_id) {
+        if now_ms() < paused {
+            backlog.clear();
+            read_all = true;
+        } else if read_all || last_read.elapsed() >= RESCAN_EVERY {
+            // New rows, or retries that may have come due: read every chat's head again.
+            let heads = shared.store().outbox_heads(now_ms(), 256).unwrap_or_default();
+            backlog = heads.into_iter().filter(|h| !in_flight.contains(&h.chat_id)).collect();
+            read_all = false;
+            last_read = std::time::Instant::now();
+        }
+        while tasks.len() < MAX_IN_FLIGHT {
+            let Some(row) = backlog.pop_front() else { break };
+            if in_flight.contains(&row.chat_id) {
                 continue;
             }
-            let Ok(Some(payload)) = shared.store().outbox_payload(row.id) else {
-                in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&row.chat_id);
-                continue;
-            };
+            let Ok(Some(payload)) = shared.store().outbox_payload(row.id, now_ms()) else { continue };
+            in_flight.insert(row.chat_id);
             let shared = shared.clone();
-            let in_flight = in_flight.clone();
-            tasks.spawn(async move {
+            let task = tasks.spawn(async move {
                 deliver(&shared, row.id, row.chat_id, &payload, row.attempts).await;
-                in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&row.chat_id);
-                shared.wake_sender.notify_one();
             });
+            chat_of.insert(task.id(), row.chat_id);
         }
         if now() - last_prune > 600 {
             last_prune = now();
@@ -719,12 +732,27 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 }
             }
         }
-        let idle = if tasks.is_empty() { Duration::from_millis(500) } else { Duration::from_millis(100) };
+        let idle = if tasks.is_empty() { Duration::from_millis(500) } else { RESCAN_EVERY };
         tokio::select! {
             _ = stop.changed() => break,
-            () = shared.wake_sender.notified() => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            () = tokio::time::sleep(idle) => {}
+            () = shared.wake_sender.notified() => read_all = true,
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                // The chat is free: its next message, if due, goes to the front; no full read needed.
+                let id = match &done {
+                    Ok((id, ())) => *id,
+                    Err(e) => e.id(),
+                };
+                if let Some(chat) = chat_of.remove(&id) {
+                    in_flight.remove(&chat);
+                    let next = shared.store().outbox_head_of(chat, now_ms());
+                    match next {
+                        Ok(Some(head)) => backlog.push_front(head),
+                        Ok(None) => {}
+                        Err(_) => read_all = true,
+                    }
+                }
+            }
+            () = tokio::time::sleep(idle) => read_all = true,
         }
     }
     // Let the messages in flight finish, so they are not sent twice after a restart.
