@@ -160,6 +160,8 @@ CREATE TABLE saved_calls (
 "#,
     // The sender reads a broadcast's pending deliveries in user order.
     "CREATE INDEX deliveries_queue ON deliveries (broadcast_id, status, user_id);",
+    // A user's inquiries (for /forget and its cascade) without reading every inquiry.
+    "CREATE INDEX inquiries_by_user ON inquiries (user_id);",
 ];
 
 /// Inquiry texts are kept up to this many characters.
