@@ -89,18 +89,27 @@ impl Store {
 
     /// Active Telegram subscribers with their profile, who have not blocked the bot.
     pub fn subscribers(&self, channel: &str) -> Result<Vec<Subscriber>, StoreError> {
+        Ok(self.subscribers_page(channel, 0, i64::MAX as usize)?.0)
+    }
+
+    /// Active subscribers with a user id above `after`, in user order, at most `limit`: a large
+    /// list is read page by page, so neither memory nor the store's lock is held for all of it.
+    /// Also returns the last user id read (the next page starts after it), `None` at the end.
+    pub fn subscribers_page(&self, channel: &str, after: i64, limit: usize) -> Result<(Vec<Subscriber>, Option<i64>), StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT u.id, u.external_id, p.lang, p.country, p.sector, s.topics FROM subscriptions s
              JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = u.id
-             WHERE s.active = 1 AND u.blocked_at IS NULL AND u.channel = ?1",
+             WHERE s.active = 1 AND u.blocked_at IS NULL AND u.channel = ?1 AND s.user_id > ?2
+             ORDER BY s.user_id LIMIT ?3",
         )?;
-        let rows = stmt.query_map([channel], |r| {
+        let rows = stmt.query_map(params![channel, after, limit.min(i64::MAX as usize) as i64], |r| {
             let topics: String = r.get(5)?;
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get(3)?, r.get(4)?, topics))
         })?;
-        let mut out = Vec::new();
+        let (mut out, mut last) = (Vec::new(), None);
         for row in rows {
             let (user_id, external, lang, country, sector, topics) = row?;
+            last = Some(user_id);
             // Only users whose channel id is a chat id can be written to.
             let Ok(chat_id) = external.parse::<i64>() else { continue };
             out.push(Subscriber {
@@ -112,7 +121,7 @@ impl Store {
                 topics: topics.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
             });
         }
-        Ok(out)
+        Ok((out, last))
     }
 
     /// Schedules a draft (or reschedules a scheduled broadcast) to go out at `at`.

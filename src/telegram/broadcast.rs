@@ -77,7 +77,12 @@ pub(super) fn draft(
 
 /// How many current subscribers a call would reach.
 fn reach(shared: &Shared, content: &Content, call: &Call) -> anyhow::Result<usize> {
-    Ok(shared.store().subscribers(CHANNEL)?.iter().filter(|s| call.reaches(content, s)).count())
+    let mut reach = 0;
+    each_subscriber_page(shared, Duration::ZERO, |page| {
+        reach += page.iter().filter(|s| call.reaches(content, s)).count();
+        Ok(())
+    })?;
+    Ok(reach)
 }
 
 /// Send now or later, from the preview's buttons.
@@ -123,6 +128,28 @@ fn say(content: &Content, lang: &str, chat: i64, key: &str, params: &[(&str, &st
 }
 
 /// Starts the broadcasts whose time has come: the recipients are fixed at that moment.
+/// Calls `f` with the subscribers a page at a time; the store is locked only while a page is read.
+/// `pause` after each page lets turns waiting for the store go first.
+fn each_subscriber_page(
+    shared: &Shared,
+    pause: Duration,
+    mut f: impl FnMut(Vec<crate::broadcast::Subscriber>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    const PAGE: usize = 2_000;
+    let mut after = 0;
+    loop {
+        let (page, last) = shared.store().subscribers_page(CHANNEL, after, PAGE)?;
+        f(page)?;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        match last {
+            Some(last) => after = last,
+            None => return Ok(()),
+        }
+    }
+}
+
 fn start_due(shared: &Shared, content: &Content) -> anyhow::Result<()> {
     let due = shared.store().due_broadcasts(now())?;
     for row in due {
@@ -131,12 +158,15 @@ fn start_due(shared: &Shared, content: &Content) -> anyhow::Result<()> {
             shared.store().cancel_broadcast(row.id, now())?;
             continue;
         };
-        let recipients: Vec<_> = shared.store().subscribers(CHANNEL)?.into_iter().filter(|s| call.reaches(content, s)).collect();
-        for batch in recipients.chunks(2_000) {
-            shared.store().add_recipients(row.id, batch)?;
-        }
+        let mut recipients = 0;
+        each_subscriber_page(shared, Duration::from_millis(2), |page| {
+            let batch: Vec<_> = page.into_iter().filter(|s| call.reaches(content, s)).collect();
+            recipients += batch.len();
+            shared.store().add_recipients(row.id, &batch)?;
+            Ok(())
+        })?;
         if shared.store().start_broadcast(row.id, now())? {
-            tracing::info!(broadcast = row.id, recipients = recipients.len(), "broadcast started");
+            tracing::info!(broadcast = row.id, recipients, "broadcast started");
             // From now on free questions find the call too, until its deadline.
             shared.refresh_calls();
             if let Some(chat) = row.report_chat {
@@ -237,8 +267,13 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                 shared.refresh_calls();
             }
             last_housekeeping = now();
-            if let Err(e) = start_due(&shared, &content).and_then(|()| remind(&shared, &content)) {
-                tracing::error!(error = %e, "broadcast housekeeping failed");
+            // Listing a large audience takes a while: off the async threads, so replies go on.
+            let (s, c) = (shared.clone(), content.clone());
+            let done = tokio::task::spawn_blocking(move || start_due(&s, &c).and_then(|()| remind(&s, &c))).await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "broadcast housekeeping failed"),
+                Err(e) => tracing::error!(error = %e, "broadcast housekeeping stopped"),
             }
         }
         // Record what finished.
