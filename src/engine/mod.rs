@@ -230,7 +230,8 @@ impl<'c> Turn<'c> {
                 self.show_card(&id, None);
                 return;
             }
-            if self.content.flow(payload).is_some() {
+            // A flow behind a role opens only through its command, never through a link.
+            if self.content.flow(payload).is_some() && !self.content.restricted(payload) {
                 self.goto_flow(payload);
                 return;
             }
