@@ -39,6 +39,9 @@ pub const RECENT_TURNS: usize = 5;
 pub const RECENT_CHARS: usize = 200;
 /// How many recommendations one message shows.
 pub const PAGE_SIZE: usize = 3;
+/// An unknown command is echoed at most this long (Telegram's longest command name), so the
+/// answer stays within one message.
+pub const MAX_ECHOED_COMMAND_CHARS: usize = 32;
 
 /// What the user did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,7 +261,11 @@ impl<'c> Turn<'c> {
                 self.enter(&target);
             }
             _ => {
-                let text = self.msg("unknown_command", &[("command", &format!("/{name}"))]);
+                let mut shown: String = name.chars().take(MAX_ECHOED_COMMAND_CHARS).collect();
+                if shown.len() < name.len() {
+                    shown.push('…');
+                }
+                let text = self.msg("unknown_command", &[("command", &format!("/{shown}"))]);
                 let buttons = self.menu_buttons();
                 self.replies.push(Reply { title: None, text, buttons });
             }
