@@ -862,6 +862,9 @@ impl<'c> Turn<'c> {
     fn recommend(&mut self, need: Option<String>, kind: Option<Kind>, offset: usize) {
         let lang = self.lang();
         let fits = recommend(self.content, &self.s.profile, need.as_deref(), kind);
+        // A "more" button past the end (the profile or the content changed since it was shown):
+        // start the list again rather than answer nothing.
+        let offset = if offset < fits.len() { offset } else { 0 };
         let profile = self.profile_line(need.as_deref());
         if offset == 0 {
             let key = if fits.is_empty() { "recommend_none" } else { "recommend_intro" };
