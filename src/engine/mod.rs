@@ -352,6 +352,11 @@ impl<'c> Turn<'c> {
             self.menu_changed();
             return;
         };
+        // A button of an older message in another flow leaves the current flow, as the menu does,
+        // and its back stack with it (so back never leads into a flow behind a role).
+        if self.s.at.as_ref().is_none_or(|p| p.flow != flow) {
+            self.s.stack.clear();
+        }
         if let Some(button) = def.buttons.iter().find(|b| b.id == value) {
             self.push_position(&target);
             for (slot, v) in &button.set {
