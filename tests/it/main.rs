@@ -1,11 +1,13 @@
 //! The one integration-test binary: transcripts, content checks, storage, the command line, the
-//! Telegram bot against a fake Bot API server, and tidiness.
+//! Telegram bot against a fake Bot API server, fuzz replays and property tests, and tidiness.
 
 mod broadcasts;
 mod cli;
 mod content_check;
 mod desk;
 mod fake_bot_api;
+mod fuzz_replay;
+mod properties;
 mod robustness;
 mod store;
 mod support;
