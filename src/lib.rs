@@ -11,6 +11,7 @@
 //! - [`store`] keeps users, profiles, sessions and inquiries in SQLite, one transaction per turn.
 //! - [`telegram`] is the Telegram bot front end (the only module that imports teloxide).
 //! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time.
+//! - `fuzzing` (hidden) drives the engine and the loader from arbitrary bytes for `fuzz/` and the tests.
 //!
 //! The engine imports nothing from the store, the front ends, the file system or the clock.
 
@@ -20,6 +21,8 @@ pub mod config;
 pub mod content;
 pub mod desk;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod matching;
 pub mod store;
 pub mod telegram;

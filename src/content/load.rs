@@ -133,6 +133,9 @@ pub fn from_sources_with(
 ) -> Result<Content, Vec<Diagnostic>> {
     let mut b = Builder { extras: extras.to_vec(), ..Builder::default() };
     for source in files {
+        if b.first_dialog.is_none() && is_dialog(&source.path) {
+            b.first_dialog = Some(Loc { path: source.path.clone(), line: 1, col: 1 });
+        }
         let file = File::new(&source.path, &source.text);
         if let Some(root) = file.parse() {
             let table = Table::root(&file, &root);
@@ -170,6 +173,9 @@ struct Builder {
     entry_refs: Vec<(String, Loc)>,
     vocabulary_seen: bool,
     extras: Vec<ExtraExample>,
+    /// The start of the first dialog file, where a problem of the dialogs as a whole is reported
+    /// when there is no flow to point at.
+    first_dialog: Option<Loc>,
 }
 
 enum TargetSlot {
@@ -819,7 +825,11 @@ impl Builder {
                 languages.push(lang.clone());
             }
         }
-        let first_loc = self.flows.first().map(|f| f.loc.clone()).unwrap_or_default();
+        let first_loc = self.flows.first().map(|f| f.loc.clone()).or_else(|| self.first_dialog.clone()).unwrap_or_else(|| Loc {
+            path: "dialogs".into(),
+            line: 1,
+            col: 1,
+        });
         if !languages.iter().any(|l| l.code == DEFAULT_LANG) {
             err(&mut diags, &first_loc, format!("no `[language.{DEFAULT_LANG}]` is defined"));
         }

@@ -466,9 +466,10 @@ impl Content {
         }
     }
 
-    /// Whether a flow is reached only through a command that needs a role.
+    /// Whether a flow is reached only through a command that needs a role. The staff commands that
+    /// merely open the menu do not make the menu such a flow (the same rule as the loader's check).
     pub fn restricted(&self, flow: &str) -> bool {
-        self.commands.values().any(|c| c.role.is_some() && c.goto.flow == flow)
+        flow != "menu" && self.commands.values().any(|c| c.role.is_some() && c.goto.flow == flow)
     }
 
     pub fn intent(&self, id: &str) -> Option<&Intent> {

@@ -39,6 +39,9 @@ pub const RECENT_TURNS: usize = 5;
 pub const RECENT_CHARS: usize = 200;
 /// How many recommendations one message shows.
 pub const PAGE_SIZE: usize = 3;
+/// An unknown command is echoed at most this long (Telegram's longest command name), so the
+/// answer stays within one message.
+pub const MAX_ECHOED_COMMAND_CHARS: usize = 32;
 
 /// What the user did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,7 +239,8 @@ impl<'c> Turn<'c> {
                 self.show_card(&id, None);
                 return;
             }
-            if self.content.flow(payload).is_some() {
+            // A flow behind a role opens only through its command, never through a link.
+            if self.content.flow(payload).is_some() && !self.content.restricted(payload) {
                 self.goto_flow(payload);
                 return;
             }
@@ -263,7 +267,11 @@ impl<'c> Turn<'c> {
                 self.enter(&target);
             }
             _ => {
-                let text = self.msg("unknown_command", &[("command", &format!("/{name}"))]);
+                let mut shown: String = name.chars().take(MAX_ECHOED_COMMAND_CHARS).collect();
+                if shown.len() < name.len() {
+                    shown.push('…');
+                }
+                let text = self.msg("unknown_command", &[("command", &format!("/{shown}"))]);
                 let buttons = self.menu_buttons();
                 self.replies.push(Reply { title: None, text, buttons });
             }
@@ -350,6 +358,11 @@ impl<'c> Turn<'c> {
             self.menu_changed();
             return;
         };
+        // A button of an older message in another flow leaves the current flow, as the menu does,
+        // and its back stack with it (so back never leads into a flow behind a role).
+        if self.s.at.as_ref().is_none_or(|p| p.flow != flow) {
+            self.s.stack.clear();
+        }
         if let Some(button) = def.buttons.iter().find(|b| b.id == value) {
             self.push_position(&target);
             for (slot, v) in &button.set {
@@ -870,6 +883,9 @@ impl<'c> Turn<'c> {
     fn recommend(&mut self, need: Option<String>, kind: Option<Kind>, offset: usize) {
         let lang = self.lang();
         let fits = recommend(self.content, &self.s.profile, need.as_deref(), kind);
+        // A "more" button past the end (the profile or the content changed since it was shown):
+        // start the list again rather than answer nothing.
+        let offset = if offset < fits.len() { offset } else { 0 };
         let profile = self.profile_line(need.as_deref());
         if offset == 0 {
             let key = if fits.is_empty() { "recommend_none" } else { "recommend_intro" };

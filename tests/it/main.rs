@@ -1,5 +1,5 @@
 //! The one integration-test binary: transcripts, content checks, storage, the command line, the
-//! Telegram bot against a fake Bot API server, and tidiness.
+//! Telegram bot against a fake Bot API server, fuzz replays and property tests, and tidiness.
 
 mod broadcasts;
 mod cli;
@@ -7,7 +7,9 @@ mod content_check;
 mod desk;
 mod fake_bot_api;
 mod faults;
+mod fuzz_replay;
 mod languages;
+mod properties;
 mod robustness;
 mod store;
 mod support;

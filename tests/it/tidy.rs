@@ -16,7 +16,7 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 #[test]
 fn every_source_file_opens_with_a_doc_line() {
     let mut files = Vec::new();
-    for dir in ["src", "tests", "benches"] {
+    for dir in ["src", "tests", "benches", "fuzz/fuzz_targets"] {
         rust_files(&support::root().join(dir), &mut files);
     }
     assert!(files.len() > 10);
