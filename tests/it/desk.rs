@@ -56,6 +56,12 @@ async fn a_handoff_goes_to_the_staff_group_and_back() {
     let post_text = post.plain_text.clone().unwrap();
     assert!(post_text.contains("oven loan") && post_text.contains("sourdough"), "{post_text}");
     assert_eq!(post.button_labels(), vec!["Take".to_string(), "Resolve".to_string()]);
+    // The bot learns the post's message id from Telegram's answer, a moment after the post shows;
+    // a staff member replies seconds later, the test only once the bot knows its post.
+    api.wait_until("the bot records its post", WAIT, |_| {
+        bot.db().query_row("SELECT count(*) FROM handoff_posts", [], |r| r.get::<_, i64>(0)).unwrap_or(0) >= 1
+    })
+    .await;
     // A staff member replies to the post: the user gets it through the bot.
     api.push_group_reply(STAFF_GROUP, staff, "en", "Ask your bank about an equipment loan; we can help you prepare.", post.message_id);
     wait_text(&api, user, "An advisor answers:\nAsk your bank about an equipment loan").await;
