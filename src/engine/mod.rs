@@ -864,8 +864,11 @@ impl<'c> Turn<'c> {
                 self.effects.push(Effect::LanguageSet(code));
                 let text = self.msg("language_set", &[("language", &name)]);
                 // In the middle of a flow, the question the user was at is asked again in the new language.
+                // Never back into a flow behind a role: that takes its command and a fresh role check.
                 let resume = self.before.take().filter(|(at, stack)| {
-                    self.content.step(&at.target()).is_some() && stack.iter().all(|p| self.content.step(&p.target()).is_some())
+                    !self.content.restricted(&at.flow)
+                        && self.content.step(&at.target()).is_some()
+                        && stack.iter().all(|p| self.content.step(&p.target()).is_some())
                 });
                 match resume {
                     Some((at, stack)) => {
