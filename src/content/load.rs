@@ -234,6 +234,21 @@ impl Builder {
         }
     }
 
+    /// A required button `label`, each language short enough for a phone.
+    fn label(&mut self, table: &Table<'_, '_>, loc: &Loc) -> LangText {
+        let label = self.lang_text(table, "label", true).unwrap_or_default();
+        for l in label.values() {
+            if l.chars().count() > MAX_LABEL_CHARS {
+                err(
+                    &mut self.diags,
+                    loc,
+                    format!("button label \"{l}\" is longer than {MAX_LABEL_CHARS} characters, too long for a phone"),
+                );
+            }
+        }
+        label
+    }
+
     fn dialog_file(&mut self, root: Table<'_, '_>) {
         if let Some(languages) = root.table("language") {
             for (code, value) in languages.entries() {
@@ -352,16 +367,7 @@ impl Builder {
                 }
                 let goto = t.str("goto");
                 let reply = self.lang_text(&t, "reply", false);
-                let label = self.lang_text(&t, "label", true).unwrap_or_default();
-                for l in label.values() {
-                    if l.chars().count() > MAX_LABEL_CHARS {
-                        err(
-                            &mut self.diags,
-                            &loc,
-                            format!("button label \"{l}\" is longer than {MAX_LABEL_CHARS} characters, too long for a phone"),
-                        );
-                    }
-                }
+                let label = self.label(&t, &loc);
                 if goto.is_some() == reply.is_some() {
                     err(&mut self.diags, &loc, format!("intent `{id}` needs exactly one of `goto` and `reply`"));
                 }
@@ -453,16 +459,7 @@ impl Builder {
         let mut buttons = Vec::new();
         for b in t.table_list("buttons") {
             let bloc = b.loc();
-            let label = self.lang_text(&b, "label", true).unwrap_or_default();
-            for l in label.values() {
-                if l.chars().count() > MAX_LABEL_CHARS {
-                    err(
-                        &mut self.diags,
-                        &bloc,
-                        format!("button label \"{l}\" is longer than {MAX_LABEL_CHARS} characters, too long for a phone"),
-                    );
-                }
-            }
+            let label = self.label(&b, &bloc);
             let goto = b.str("goto");
             let set = read_set(&b);
             let bid = b
