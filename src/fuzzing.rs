@@ -387,10 +387,13 @@ impl<'c> Checker<'c> {
     }
 
     /// Data of a button inside a role-only flow: pressed outside that flow, it is rightly refused.
-    fn role_button(&self, data: &str, session: &Session) -> bool {
+    /// A button of a flow behind a role, pressed outside that flow, or after the flow expired
+    /// (`FLOW_TIMEOUT_SECS` idle): refused by design, since only its command re-opens the flow.
+    fn role_button(&self, data: &str, session: &Session, now: Timestamp) -> bool {
+        let expired = now - session.updated > engine::FLOW_TIMEOUT_SECS;
         let mut parts = data.split(':');
         match (parts.next(), parts.next()) {
-            (Some("s" | "f"), Some(flow)) => self.role_only(flow) && session.at.as_ref().is_none_or(|p| p.flow != flow),
+            (Some("s" | "f"), Some(flow)) => self.role_only(flow) && (expired || session.at.as_ref().is_none_or(|p| p.flow != flow)),
             _ => false,
         }
     }
@@ -418,7 +421,7 @@ impl<'c> Checker<'c> {
         if turn.old_button
             && let Input::Button(data) = &turn.input
             && self.is_menu_changed(&turn.step)
-            && !self.role_button(data, &turn.before)
+            && !self.role_button(data, &turn.before, turn.now)
         {
             return Err(format!("button `{data}` of an earlier reply is no longer understood"));
         }
