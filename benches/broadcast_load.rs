@@ -519,13 +519,7 @@ async fn run(settings: Settings) -> ExitCode {
     let rate = settings.rate.to_string();
     let mut bot = Bot::start(&api, &dir, &[("BROADCAST_RATE", rate.as_str()), ("RUST_LOG", "warn,sme_advisor::telegram::broadcast=info")]);
     let pid = bot.pid().to_string();
-    let ready = tokio::select! {
-        ready = tokio::time::timeout(Duration::from_secs(60), api.wait_polling(Duration::from_secs(120))) => {
-            ready.map_err(|_| format!("the bot did not poll within 60 s; its log:\n{}", bot.log()))
-        }
-        message = bot.exited() => Err(message),
-    };
-    if let Err(message) = ready {
+    if let Err(message) = bot.ready(&api).await {
         eprintln!("{message}");
         return ExitCode::FAILURE;
     }

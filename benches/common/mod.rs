@@ -64,6 +64,17 @@ impl Bot {
         }
     }
 
+    /// Waits until the bot polls the fake server (60 s at most); the bot's log if it does not or
+    /// exits first.
+    pub async fn ready(&mut self, api: &crate::fake_bot_api::FakeBotApi) -> Result<(), String> {
+        tokio::select! {
+            ready = tokio::time::timeout(Duration::from_secs(60), api.wait_polling(Duration::from_secs(120))) => {
+                ready.map_err(|_| format!("the bot did not poll within 60 s; its log:\n{}", self.log()))
+            }
+            message = self.exited() => Err(message),
+        }
+    }
+
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -167,7 +167,7 @@ struct Builder {
     stopwords: BTreeMap<String, Vec<String>>,
     entries: Vec<Entry>,
     /// Every text with its language keys, checked once the languages are known.
-    texts: Vec<(Loc, String, Vec<String>)>,
+    texts: Vec<Texts>,
     /// Vocabulary references made by entries and steps: (kind accepted, id, where).
     term_refs: Vec<(Vec<VocabKind>, String, Loc)>,
     entry_refs: Vec<(String, Loc)>,
@@ -176,6 +176,26 @@ struct Builder {
     /// The start of the first dialog file, where a problem of the dialogs as a whole is reported
     /// when there is no flow to point at.
     first_dialog: Option<Loc>,
+}
+
+/// The languages one text (or group of texts) is written in, and what they must cover.
+struct Texts {
+    loc: Loc,
+    key: String,
+    langs: Vec<String>,
+    cover: Cover,
+}
+
+enum Cover {
+    /// A text: every language.
+    Text,
+    /// An entry's sections: every language.
+    Entry,
+    /// An intent's example questions: every language.
+    Examples,
+    /// Part of a group checked as a whole (one section, one language's keywords): only languages
+    /// that are defined.
+    Defined,
 }
 
 enum TargetSlot {
@@ -222,7 +242,7 @@ impl Builder {
                         err(&mut self.diags, &loc, format!("`{key}` is longer than Telegram's {MAX_TEXT_CHARS} characters"));
                     }
                 }
-                self.texts.push((loc, key.to_string(), text.get_ref().keys().cloned().collect()));
+                self.texts.push(Texts { loc, key: key.to_string(), langs: text.get_ref().keys().cloned().collect(), cover: Cover::Text });
                 Some(text.into_inner())
             }
             None => {
@@ -274,7 +294,8 @@ impl Builder {
                     }
                 }
                 let loc = root.file.loc(key.span().start);
-                self.texts.push((loc.clone(), format!("message.{}", key.get_ref()), text.keys().cloned().collect()));
+                let langs = text.keys().cloned().collect();
+                self.texts.push(Texts { loc: loc.clone(), key: format!("message.{}", key.get_ref()), langs, cover: Cover::Text });
                 self.messages.push((key.get_ref().to_string(), Spanned::new(t.span.clone(), text), loc));
             }
         }
@@ -360,10 +381,16 @@ impl Builder {
                     .map(|(l, ws)| (l, ws.into_iter().map(|w| (root.file.loc(w.span().start), w.into_inner())).collect()))
                     .collect::<BTreeMap<_, Vec<_>>>();
                 for lang in keywords.keys().chain(examples.keys()) {
-                    self.texts.push((loc.clone(), format!("intent.{id}"), vec![lang.clone()]));
+                    self.texts.push(Texts {
+                        loc: loc.clone(),
+                        key: format!("intent.{id}"),
+                        langs: vec![lang.clone()],
+                        cover: Cover::Defined,
+                    });
                 }
                 if !examples.is_empty() {
-                    self.texts.push((loc.clone(), format!("intent.{id}.examples"), examples.keys().cloned().collect()));
+                    let langs = examples.keys().cloned().collect();
+                    self.texts.push(Texts { loc: loc.clone(), key: format!("intent.{id}"), langs, cover: Cover::Examples });
                 }
                 let goto = t.str("goto");
                 let reply = self.lang_text(&t, "reply", false);
@@ -743,11 +770,11 @@ impl Builder {
             }
             let Some(lt) = Table::new(file, value, &format!("`{lang}`")) else { continue };
             texts.insert(lang.clone(), self.entry_text(&lt));
-            self.texts.push((lt.loc(), format!("[{lang}]"), vec![lang]));
+            self.texts.push(Texts { loc: lt.loc(), key: format!("[{lang}]"), langs: vec![lang], cover: Cover::Defined });
             lt.finish();
         }
         if !texts.is_empty() {
-            self.texts.push((loc.clone(), "entry".into(), texts.keys().cloned().collect()));
+            self.texts.push(Texts { loc: loc.clone(), key: "entry".into(), langs: texts.keys().cloned().collect(), cover: Cover::Entry });
         }
         let reviewed = reviewed.map(Spanned::into_inner).unwrap_or_default();
         // A bad kind is already reported; keep the entry so duplicates are still found.
@@ -831,7 +858,7 @@ impl Builder {
             err(&mut diags, &first_loc, format!("no `[language.{DEFAULT_LANG}]` is defined"));
         }
         let codes: Vec<&str> = languages.iter().map(|l| l.code.as_str()).collect();
-        for (loc, key, langs) in &self.texts {
+        for Texts { loc, key, langs, cover } in &self.texts {
             for lang in langs {
                 if !codes.contains(&lang.as_str()) {
                     let hint = did_you_mean(lang, codes.iter().copied());
@@ -839,28 +866,20 @@ impl Builder {
                 }
             }
             // Every text exists in every language: a user never meets a sentence in another language.
-            // Single-language records (intent words, entry sections) are covered by their group's record.
-            let single = key.starts_with('[') || (key.starts_with("intent.") && !key.ends_with(".examples"));
-            if !langs.is_empty() && !single {
-                let missing: Vec<&str> = codes.iter().copied().filter(|c| !langs.iter().any(|l| l == c)).collect();
-                if !missing.is_empty() {
-                    let message = match key.strip_suffix(".examples") {
-                        _ if key == "entry" => {
-                            let sections: Vec<String> = missing.iter().map(|c| format!("`[{c}]`")).collect();
-                            format!("the entry has no {} section (every language needs one)", sections.join(", "))
-                        }
-                        Some(intent) => {
-                            let lists: Vec<String> = missing.iter().map(|c| format!("`examples.{c}`")).collect();
-                            format!("`{intent}` has no {} (every language needs example questions)", lists.join(", "))
-                        }
-                        None => {
-                            let texts: Vec<String> = missing.iter().map(|c| format!("`{key}.{c}`")).collect();
-                            format!("missing {} (every text needs every language)", texts.join(", "))
-                        }
-                    };
-                    err(&mut diags, loc, message);
-                }
+            let missing: Vec<&str> = codes.iter().copied().filter(|c| !langs.iter().any(|l| l == c)).collect();
+            if langs.is_empty() || missing.is_empty() {
+                continue;
             }
+            let list = |form: &dyn Fn(&str) -> String| missing.iter().map(|c| form(c)).collect::<Vec<_>>().join(", ");
+            let message = match cover {
+                Cover::Defined => continue,
+                Cover::Text => format!("missing {} (every text needs every language)", list(&|c| format!("`{key}.{c}`"))),
+                Cover::Entry => format!("the entry has no {} section (every language needs one)", list(&|c| format!("`[{c}]`"))),
+                Cover::Examples => {
+                    format!("`{key}` has no {} (every language needs example questions)", list(&|c| format!("`examples.{c}`")))
+                }
+            };
+            err(&mut diags, loc, message);
         }
         // Messages.
         let mut messages = HashMap::new();

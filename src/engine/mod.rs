@@ -150,7 +150,7 @@ pub fn step(content: &Content, session: &Session, input: &Input, now: Timestamp)
     turn.s.version = SESSION_VERSION;
     // Where the user was: the language choice takes them back there. An earlier place to resume
     // is kept for this turn only (the press of a language button).
-    let resume = turn.s.resume.take().map(|p| (p, std::mem::take(&mut turn.s.resume_stack)));
+    let resume = turn.s.resume.take();
     turn.before = turn.s.at.clone().map(|p| (p, turn.s.stack.clone())).or(resume);
     let stale = turn.s.at.as_ref().is_some_and(|p| content.step(&p.target()).is_none())
         || turn.s.stack.iter().any(|p| content.step(&p.target()).is_none());
@@ -789,10 +789,7 @@ impl<'c> Turn<'c> {
                 let buttons =
                     self.content.languages.iter().map(|l| Button { label: l.name.clone(), data: format!("l:{}", l.code) }).collect();
                 self.replies.push(Reply { title: None, text, buttons });
-                if let Some((at, stack)) = self.before.clone() {
-                    self.s.resume = Some(at);
-                    self.s.resume_stack = stack;
-                }
+                self.s.resume = self.before.clone();
             }
             Action::Forget => {
                 self.effects.push(Effect::Forget);

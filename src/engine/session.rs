@@ -30,12 +30,10 @@ pub struct Session {
     /// The user's last few typed messages (shortened), shown to an advisor with a handoff.
     #[serde(default)]
     pub recent: Vec<String>,
-    /// Where the user was when they opened the language choice, to ask that step again in the
-    /// chosen language; kept only until the next turn.
+    /// Where the user was (the step and its back stack) when they opened the language choice, to
+    /// ask that step again in the chosen language; kept only until the next turn.
     #[serde(default)]
-    pub resume: Option<Position>,
-    #[serde(default)]
-    pub resume_stack: Vec<Position>,
+    pub resume: Option<(Position, Vec<Position>)>,
     pub updated: Timestamp,
 }
 

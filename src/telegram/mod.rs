@@ -428,11 +428,6 @@ async fn worker(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<i64>, mu
     }
 }
 
-/// The language for a user: their Telegram language as the content maps it (see [`Content::language_for`]).
-fn pick_lang(content: &Content, code: Option<&str>) -> String {
-    content.language_for(code)
-}
-
 async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
     let Some(record) = shared.store().pending_update(update_id)? else { return Ok(()) };
     let Ok(update) = serde_json::from_str::<Update>(&record.payload) else {
@@ -446,7 +441,7 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
         }
         Inbound::Inline { id, lang, query } => {
             let content = shared.content();
-            let lang = pick_lang(&content, lang.as_deref());
+            let lang = content.language_for(lang.as_deref());
             let results = inline_results(&content, &shared.username, &query, &lang);
             let mut attempt = 0;
             loop {
@@ -477,7 +472,7 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
             };
             let turn = inbound::Turn { input, ..turn };
             let content = shared.content();
-            let lang = pick_lang(&content, turn.lang.as_deref());
+            let lang = content.language_for(turn.lang.as_deref());
             let at = now();
             let user = turn.user_id.to_string();
             let staff_chat = shared.config.app.staff_chat_id;
@@ -759,6 +754,14 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     while tasks.join_next().await.is_some() {}
 }
 
+/// Telegram asked to wait `seconds` (429): no message leaves before then. Returns when sending may go on.
+fn pause_sending(shared: &Shared, seconds: u64) -> i64 {
+    let until = now_ms() + seconds as i64 * 1000;
+    shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
+    tracing::warn!(seconds, "Telegram asks to slow down");
+    until
+}
+
 async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts: i64) {
     // The list of heads may be older than the last delivery to this chat: never send a row twice.
     if !shared.store().outbox_contains(id).unwrap_or(false) {
@@ -775,8 +778,7 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
         if let Err(e) = shared.bot.send_chat_action(ChatId(chat_id), ChatAction::Typing).await
             && let Failure::RetryAfter(seconds) = classify(&e)
         {
-            let until = now_ms() + seconds as i64 * 1000;
-            shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
+            let until = pause_sending(shared, seconds);
             let _ = shared.store().outbox_retry(id, until);
             return;
         }
@@ -810,9 +812,7 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
             let _ = store.outbox_retry(id, now_ms() + backoff(attempts + 1).as_millis() as i64);
         }
         Failure::RetryAfter(seconds) => {
-            let until = now_ms() + seconds as i64 * 1000;
-            shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
-            tracing::warn!(seconds, "Telegram asks to slow down");
+            let until = pause_sending(shared, seconds);
             let _ = store.outbox_retry(id, until);
         }
         Failure::Blocked => {

@@ -11,7 +11,7 @@ use crate::store::{InquiryFilter, Outgoing, TurnRecord};
 
 use super::inbound::Turn;
 use super::render::{self, Message};
-use super::{CHANNEL, Out, Shared, now, pick_lang};
+use super::{CHANNEL, Out, Shared, now};
 
 /// Most inquiries a report or export covers.
 const MAX_ROWS: usize = 100_000;
@@ -48,7 +48,7 @@ pub(super) enum Route {
 /// Handles the update if it belongs to the desk; otherwise says what the engine should get.
 pub(super) async fn handle(shared: &Shared, update_id: i64, turn: &Turn) -> anyhow::Result<Route> {
     let content = shared.content();
-    let lang = pick_lang(&content, turn.lang.as_deref());
+    let lang = content.language_for(turn.lang.as_deref());
     let at = now();
     let mut ops: Vec<Out> = Vec::new();
     let mut route = Route::Engine(turn.input.clone());
