@@ -53,6 +53,8 @@ pub struct Config {
     pub broadcast_rate: f64,
     /// The database may not grow beyond this many megabytes; `None`: as far as the disk allows.
     pub database_max_mb: Option<u64>,
+    /// The zone agencies schedule in when they name none, and that times are shown in.
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 /// Reads a variable; an empty value counts as unset.
@@ -199,7 +201,12 @@ impl Config {
                 problem: format!("`{v}` is not a whole number of megabytes (1 or more)"),
             })?),
         };
+        let time_zone = match get("TIME_ZONE") {
+            None => jiff::tz::TimeZone::UTC,
+            Some(v) => crate::dates::zone(&v).map_err(|e| ConfigError { variable: "TIME_ZONE", problem: e.to_string() })?,
+        };
         Ok(Config {
+            time_zone,
             broadcast_rate,
             database_max_mb,
             retention_days,
@@ -222,6 +229,10 @@ mod tests {
         assert_eq!(err.variable, "ADMIN_IDS");
         let err = Config::from_lookup(|k| (k == "STAFF_CHAT_ID").then(|| "staff".to_string())).unwrap_err();
         assert_eq!(err.to_string(), "STAFF_CHAT_ID: `staff` is not a numeric chat id (group ids are negative, like -1001234567890)");
+        let err = Config::from_lookup(|k| (k == "TIME_ZONE").then(|| "Africa/Atlantis".to_string())).unwrap_err();
+        assert_eq!(err.variable, "TIME_ZONE");
+        let ok = Config::from_lookup(|k| (k == "TIME_ZONE").then(|| "Africa/Nairobi".to_string())).unwrap();
+        assert_eq!(ok.time_zone.iana_name(), Some("Africa/Nairobi"));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`broadcast`] is the pure part of programme calls: the call format, who a call reaches, pacing.
 //! - [`store`] keeps users, profiles, sessions and inquiries in SQLite, one transaction per turn.
 //! - [`telegram`] is the Telegram bot front end (the only module that imports teloxide).
-//! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time.
+//! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time;
+//!   [`dates`] parses and formats dates, periods and schedules (with `jiff`), without reading the clock.
 //! - `fuzzing` (hidden) drives the engine and the loader from arbitrary bytes for `fuzz/` and the tests.
 //!
 //! The engine imports nothing from the store, the front ends, the file system or the clock.
@@ -19,6 +20,7 @@ pub mod broadcast;
 pub mod clock;
 pub mod config;
 pub mod content;
+pub mod dates;
 pub mod desk;
 pub mod engine;
 #[doc(hidden)]

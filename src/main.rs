@@ -64,7 +64,7 @@ enum Command {
 enum BroadcastCommand {
     /// Check a call file, show the preview and how many subscribers it reaches, and save it as a draft
     Create { file: PathBuf },
-    /// Send a draft now, or at a time (`2026-12-01 09:00`, UTC); the running bot sends it
+    /// Send a draft now, or at a time (`2026-12-01 09:00`, in TIME_ZONE, or `2026-12-01 09:00 Africa/Nairobi`); the running bot sends it
     Send {
         id: i64,
         #[arg(long)]
@@ -284,9 +284,7 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 fn filter(args: &FilterArgs) -> anyhow::Result<InquiryFilter> {
-    let period = desk::Period::parse(&args.period, sme_advisor::clock::now()).ok_or_else(|| {
-        anyhow::anyhow!("--period: `{}` is not a period; use 24h, 7d, 30d, today, all, or 2026-11-01..2026-11-28", args.period)
-    })?;
+    let period = desk::Period::parse(&args.period, sme_advisor::clock::now()).map_err(|e| anyhow::anyhow!("--period: {e}"))?;
     Ok(InquiryFilter {
         since: period.since,
         until: period.until,
@@ -384,15 +382,6 @@ fn roles(config: &Config, command: RolesCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `2026-12-01 09:00` or `2026-12-01T09:00` (UTC) as a timestamp.
-fn parse_when(text: &str) -> Option<i64> {
-    let (day, time) = text.trim().split_once([' ', 'T'])?;
-    let period = desk::Period::parse(&format!("{day}..{day}"), 0)?;
-    let (h, m) = time.split_once(':')?;
-    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    ((0..24).contains(&h) && (0..60).contains(&m)).then(|| period.since.unwrap_or(0) + h * 3600 + m * 60)
-}
-
 fn broadcasts(config: &Config, command: BroadcastCommand) -> anyhow::Result<ExitCode> {
     use sme_advisor::broadcast;
     let mut store = open_store(config)?;
@@ -432,9 +421,9 @@ fn broadcasts(config: &Config, command: BroadcastCommand) -> anyhow::Result<Exit
         BroadcastCommand::Send { id, at } => {
             let when = match at {
                 None => now,
-                Some(text) => {
-                    parse_when(&text).ok_or_else(|| anyhow::anyhow!("--at: `{text}` is not a time like 2026-12-01 09:00 (UTC)"))?
-                }
+                Some(text) => sme_advisor::dates::parse_when(&text, &config.time_zone, now).map_err(|e| {
+                    anyhow::anyhow!("--at: {e} (write 2026-12-01 09:00, optionally with a zone such as Africa/Nairobi)")
+                })?,
             };
             let Some(row) = store.broadcast(id)? else {
                 anyhow::bail!("there is no broadcast #{id}; `sme-advisor broadcast list` shows them")
@@ -442,7 +431,10 @@ fn broadcasts(config: &Config, command: BroadcastCommand) -> anyhow::Result<Exit
             if !store.schedule_broadcast(id, when, None)? {
                 anyhow::bail!("broadcast #{id} is {}, not a draft", row.status);
             }
-            println!("broadcast #{id} will be sent at {} UTC by the running bot (`sme-advisor serve`)", desk::format_time(when));
+            println!(
+                "broadcast #{id} will be sent at {} by the running bot (`sme-advisor serve`)",
+                sme_advisor::dates::format_in(when, &config.time_zone)
+            );
         }
         BroadcastCommand::Status { id } => {
             let Some(row) = store.broadcast(id)? else {

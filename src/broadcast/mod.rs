@@ -96,7 +96,7 @@ impl Call {
 
 /// `YYYY-MM-DD` of a time.
 pub fn day_of(at: Timestamp) -> String {
-    crate::desk::format_time(at)[..10].to_string()
+    crate::dates::day_of(at)
 }
 
 /// The message a subscriber gets, with one-tap save and unsubscribe buttons.

@@ -9,7 +9,8 @@
 
 mod report;
 
-pub use report::{Period, Stats, to_csv, to_json};
+pub use crate::dates::{Period, format_time};
+pub use report::{Stats, to_csv, to_json};
 
 use crate::content::Content;
 use crate::engine::{Button, Reply, Timestamp};
@@ -155,7 +156,7 @@ pub fn parse_command(name: &str, args: &str, now: Timestamp) -> Option<Parsed> {
         "inquiry" => id(0).map_or(Parsed::Usage(Role::Staff, "desk_usage_inquiry"), |id| Parsed::Request(Request::Show { id })),
         "resolve" => id(0).map_or(Parsed::Usage(Role::Staff, "desk_usage_resolve"), |id| Parsed::Request(Request::Resolve { id })),
         "stats" | "export" => match Period::parse(words.first().copied().unwrap_or("7d"), now) {
-            Some(period) if words.len() <= 1 => {
+            Ok(period) if words.len() <= 1 => {
                 Parsed::Request(if name == "stats" { Request::Stats { period } } else { Request::Export { period } })
             }
             _ => Parsed::Usage(Role::Staff, "desk_usage_period"),
@@ -200,14 +201,6 @@ pub fn parse_button(data: &str) -> Option<Request> {
         ("bcancel", None) => Some(Request::BroadcastCancel { id: number }),
         _ => None,
     }
-}
-
-/// A UTC date and time, `2026-11-28 14:05`.
-pub fn format_time(at: Timestamp) -> String {
-    let days = at.div_euclid(86_400);
-    let secs = at.rem_euclid(86_400);
-    let (y, m, d) = report::civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
 }
 
 fn shorten(text: &str, max: usize) -> String {

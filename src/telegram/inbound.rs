@@ -4,7 +4,7 @@
 //! only commands and messages addressed to it (a mention or a reply to one of its messages), and
 //! never answers stickers or photos there.
 
-use teloxide::types::{Message, Update, UpdateKind};
+use teloxide::types::{Message, MessageEntity, MessageEntityKind, Update, UpdateKind};
 
 use crate::engine::Input;
 
@@ -98,15 +98,17 @@ fn read_message(message: &Message, bot_username: &str) -> Inbound {
             None => Inbound::Ignore,
         };
     };
-    let text = text.trim();
-    if let Some(command) = text.strip_prefix('/') {
-        let (head, args) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    let entities = entity_ranges(text, message.entities().unwrap_or_default());
+    // A command is what Telegram marked as one at the start of the message.
+    if let Some((_, range)) = entities.iter().find(|(kind, range)| matches!(kind, MessageEntityKind::BotCommand) && range.start == 0) {
+        let head = &text[range.clone()];
+        let head = head.strip_prefix('/').unwrap_or(head);
         let (name, addressee) = head.split_once('@').map_or((head, None), |(n, a)| (n, Some(a)));
         if addressee.is_some_and(|a| !a.eq_ignore_ascii_case(bot_username)) {
             return Inbound::Ignore;
         }
         let name = name.to_ascii_lowercase();
-        let args = args.trim().to_string();
+        let args = text[range.end..].trim().to_string();
         if name == "start" {
             let payload = args.split_whitespace().next().filter(|p| valid_payload(p)).map(str::to_string);
             return turn(Input::Start { payload });
@@ -114,13 +116,16 @@ fn read_message(message: &Message, bot_username: &str) -> Inbound {
         return turn(Input::Command { name, args });
     }
     if private {
-        return turn(Input::Text(text.to_string()));
+        return turn(Input::Text(text.trim().to_string()));
     }
-    // In a group: only when addressed.
-    let mention = format!("@{bot_username}");
-    let lower = text.to_lowercase();
-    if let Some(at) = lower.find(&mention.to_lowercase()) {
-        let stripped = format!("{}{}", &text[..at], &text[at + mention.len()..]);
+    // In a group: only when addressed, by a mention Telegram marked or a reply to the bot.
+    let mention = entities.iter().find(|(kind, range)| match kind {
+        MessageEntityKind::Mention => text[range.clone()].strip_prefix('@').is_some_and(|n| n.eq_ignore_ascii_case(bot_username)),
+        MessageEntityKind::TextMention { user } => user.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(bot_username)),
+        _ => false,
+    });
+    if let Some((_, range)) = mention {
+        let stripped = format!("{}{}", &text[..range.start], &text[range.end..]);
         return turn(Input::Text(stripped.trim().to_string()));
     }
     let replying_to_bot = message
@@ -128,9 +133,39 @@ fn read_message(message: &Message, bot_username: &str) -> Inbound {
         .and_then(|r| r.from.as_ref())
         .is_some_and(|u| u.is_bot && u.username.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(bot_username)));
     if replying_to_bot {
-        return turn(Input::Text(text.to_string()));
+        return turn(Input::Text(text.trim().to_string()));
     }
     Inbound::Ignore
+}
+
+/// The entities of a text with their byte ranges. Telegram counts offsets in UTF-16 code units;
+/// an entity whose offsets do not fall on character boundaries of the text (a forged or broken
+/// update) is left out rather than trusted.
+fn entity_ranges<'a>(text: &str, entities: &'a [MessageEntity]) -> Vec<(&'a MessageEntityKind, std::ops::Range<usize>)> {
+    entities
+        .iter()
+        .filter_map(|e| {
+            let end = e.offset.checked_add(e.length)?;
+            let start = byte_offset(text, e.offset)?;
+            let end = byte_offset(text, end)?;
+            (start < end).then_some((&e.kind, start..end))
+        })
+        .collect()
+}
+
+/// The byte offset of a UTF-16 offset, if it falls on a character boundary of `text`.
+fn byte_offset(text: &str, utf16: usize) -> Option<usize> {
+    let mut units = 0;
+    for (byte, c) in text.char_indices() {
+        if units == utf16 {
+            return Some(byte);
+        }
+        if units > utf16 {
+            return None;
+        }
+        units += c.len_utf16();
+    }
+    (units == utf16).then_some(text.len())
 }
 
 /// A deep-link payload: 1-64 characters of `A-Z a-z 0-9 _ -`.
@@ -166,10 +201,25 @@ mod tests {
         serde_json::from_str(&json.to_string()).expect("a valid update")
     }
 
+    /// A message with the entities Telegram would add: a command at the start, `@mentions`.
     fn message(chat: serde_json::Value, text: &str) -> Update {
+        let mut entities = Vec::new();
+        let mut units = 0;
+        for word in text.split(' ') {
+            let len: usize = word.chars().map(char::len_utf16).sum();
+            if (word.starts_with('/') && units == 0) || word.starts_with('@') {
+                let kind = if word.starts_with('/') { "bot_command" } else { "mention" };
+                entities.push(serde_json::json!({"type": kind, "offset": units, "length": len}));
+            }
+            units += len + 1;
+        }
+        with_entities(chat, text, serde_json::Value::Array(entities))
+    }
+
+    fn with_entities(chat: serde_json::Value, text: &str, entities: serde_json::Value) -> Update {
         update(serde_json::json!({
             "update_id": 1,
-            "message": {"message_id": 5, "date": 1_795_000_000i64, "chat": chat, "from": {"id": 42, "is_bot": false, "first_name": "A", "language_code": "fr"}, "text": text}
+            "message": {"message_id": 5, "date": 1_795_000_000i64, "chat": chat, "from": {"id": 42, "is_bot": false, "first_name": "A", "language_code": "fr"}, "text": text, "entities": entities}
         }))
     }
 
@@ -196,5 +246,30 @@ mod tests {
         assert_eq!((t.chat_id, t.input), (-100, Input::Text("credit in Kenya".into())));
         let Inbound::Turn(t) = read(&message(group, "/help"), "advisor_bot") else { panic!() };
         assert_eq!(t.input, Input::Command { name: "help".into(), args: String::new() });
+    }
+
+    #[test]
+    fn case_mappings_and_broken_offsets_never_panic() {
+        let group = serde_json::json!({"id": -100, "type": "group", "title": "Traders"});
+        // The lowercase of "İ" is longer than "İ": the old text search sliced inside a character.
+        assert_eq!(read(&message(group.clone(), "İİİİ @advisor_bot"), "advisor_bot"), read(&message(group.clone(), "İİİİ @advisor_bot"), "advisor_bot"));
+        let Inbound::Turn(t) = read(&message(group.clone(), "İİİİ @advisor_bot ß"), "advisor_bot") else { panic!() };
+        assert_eq!(t.input, Input::Text("İİİİ  ß".into()));
+        let private = serde_json::json!({"id": 42, "type": "private", "first_name": "A"});
+        let Inbound::Turn(t) = read(&message(private.clone(), "/stats é"), "advisor_bot") else { panic!() };
+        assert_eq!(t.input, Input::Command { name: "stats".into(), args: "é".into() });
+        // Offsets inside a surrogate pair, past the end, or overflowing: ignored, never trusted.
+        for (offset, length) in [(1usize, 2usize), (0, 99), (usize::MAX, 2), (3, usize::MAX)] {
+            let entities = serde_json::json!([{"type": "bot_command", "offset": offset, "length": length}, {"type": "mention", "offset": offset, "length": length}]);
+            let u = with_entities(group.clone(), "😀/x @advisor_bot", entities);
+            assert_eq!(read(&u, "advisor_bot"), Inbound::Ignore, "{offset} {length}");
+            let u = with_entities(private.clone(), "😀/x", serde_json::json!([{"type": "bot_command", "offset": offset, "length": length}]));
+            let Inbound::Turn(t) = read(&u, "advisor_bot") else { panic!() };
+            assert_eq!(t.input, Input::Text("😀/x".into()));
+        }
+        // A slash without Telegram's command entity is text.
+        let u = with_entities(private, "/not a command", serde_json::json!([]));
+        let Inbound::Turn(t) = read(&u, "advisor_bot") else { panic!() };
+        assert_eq!(t.input, Input::Text("/not a command".into()));
     }
 }
