@@ -6,3 +6,8 @@ use crate::engine::Timestamp;
 pub fn now() -> Timestamp {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as Timestamp)
 }
+
+/// Milliseconds since the Unix epoch, for timing sends and pauses.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

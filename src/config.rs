@@ -78,6 +78,12 @@ pub struct ServeSettings {
     pub workers: usize,
     /// How long one Bot API call may take before it is abandoned and tried again.
     pub api_timeout_secs: u64,
+    /// Where health and metrics are served; `None`: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// A worker on one update longer than this many seconds makes `/readyz` fail.
+    pub worker_stuck_secs: u64,
+    /// Test-only hooks that force a panic or a stall (see `telegram::ServeConfig::test_hooks`).
+    pub test_hooks: bool,
 }
 
 impl ServeSettings {
@@ -147,7 +153,33 @@ impl ServeSettings {
                 problem: format!("`{v}` is not a number of seconds from 2 to 600"),
             })?,
         };
-        Ok(ServeSettings { token: Secret::new(token), api_url, webhook_url, webhook_listen, webhook_secret, workers, api_timeout_secs })
+        let metrics_listen = match get("METRICS_LISTEN") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| ConfigError {
+                variable: "METRICS_LISTEN",
+                problem: format!("`{v}` is not an address like 127.0.0.1:9100"),
+            })?),
+        };
+        let worker_stuck_secs = match get("WORKER_STUCK_SECS") {
+            None => 60,
+            Some(v) => v.parse::<u64>().ok().filter(|n| (1..=86_400).contains(n)).ok_or(ConfigError {
+                variable: "WORKER_STUCK_SECS",
+                problem: format!("`{v}` is not a number of seconds from 1 to 86400"),
+            })?,
+        };
+        let test_hooks = get("SME_ADVISOR_TEST_HOOKS").is_some_and(|v| v == "1");
+        Ok(ServeSettings {
+            token: Secret::new(token),
+            api_url,
+            webhook_url,
+            webhook_listen,
+            webhook_secret,
+            workers,
+            api_timeout_secs,
+            metrics_listen,
+            worker_stuck_secs,
+            test_hooks,
+        })
     }
 }
 

@@ -188,7 +188,9 @@ mod tests {
         assert_eq!(Period::parse("all", NOW).unwrap().since, None);
         let p = Period::parse("2026-11-01..2026-11-28", NOW).unwrap();
         assert_eq!((p.since, p.until), (Some(1_793_491_200), Some(1_795_910_400)));
-        for bad in ["2026-11-28..2026-11-01", "fortnight", "0d", "é", "7ü", "İ", "ßd", "99999999999999999999d", "3651d", "2026-02-31..2026-03-01"] {
+        for bad in
+            ["2026-11-28..2026-11-01", "fortnight", "0d", "é", "7ü", "İ", "ßd", "99999999999999999999d", "3651d", "2026-02-31..2026-03-01"]
+        {
             assert!(Period::parse(bad, NOW).is_err(), "{bad}");
         }
     }

@@ -99,6 +99,8 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("desk_usage_grant", &[]),
     ("desk_usage_revoke", &[]),
     ("desk_not_found", &["id"]),
+    ("desk_quarantine", &["count"]),
+    ("turn_failed", &[]),
     ("desk_inbox_empty", &[]),
     ("desk_inbox_title", &["count"]),
     ("desk_inbox_line", &["id", "when", "kind", "status", "text"]),

@@ -139,4 +139,3 @@ pub fn to_json(rows: &[InquiryRow]) -> String {
         .collect();
     serde_json::to_string_pretty(&items).expect("JSON of strings and numbers")
 }
-

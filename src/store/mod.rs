@@ -17,9 +17,11 @@ use crate::engine::{Effect, Inquiry, InquiryKind, Profile, SESSION_VERSION, Sess
 
 mod broadcast;
 mod desk;
+mod ops;
 
 pub use broadcast::{BroadcastRow, Delivered, Delivery, Reminder};
 pub use desk::{Event, InquiryFilter, LearnedExample, RoleGrant};
+pub use ops::Quarantined;
 
 /// Append-only: never edit a migration that has shipped, add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -162,7 +164,33 @@ CREATE TABLE saved_calls (
     "CREATE INDEX deliveries_queue ON deliveries (broadcast_id, status, user_id);",
     // A user's inquiries (for /forget and its cascade) without reading every inquiry.
     "CREATE INDEX inquiries_by_user ON inquiries (user_id);",
+    // Updates that failed every attempt are moved aside, so they block no chat and never come back
+    // by themselves; the health check writes its heartbeat.
+    r#"
+ALTER TABLE updates ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE updates ADD COLUMN retry_requested INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE quarantine (
+    update_id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    quarantined_at INTEGER NOT NULL
+);
+CREATE TABLE heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+);
+"#,
 ];
+
+/// Whether opening a database may bring an existing one's schema up to date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Migrate {
+    Yes,
+    /// Refuse with [`StoreError::NeedsMigration`]: only `serve` and `migrate` change the schema.
+    No,
+}
 
 /// Inquiry texts are kept up to this many characters.
 pub const MAX_STORED_TEXT: usize = 2000;
@@ -198,6 +226,12 @@ pub enum StoreError {
     Folder { path: String, source: std::io::Error },
     #[error("the database has schema version {found}, newer than this program's {known}; upgrade the program")]
     TooNew { found: i64, known: i64 },
+    #[error(
+        "the database has schema version {found} and this program needs {known}: run `sme-advisor migrate` (or start `sme-advisor serve`, which backs it up and migrates)"
+    )]
+    NeedsMigration { found: i64, known: i64 },
+    #[error("backup failed: {0}")]
+    Backup(String),
 }
 
 pub struct Store {
@@ -238,13 +272,29 @@ impl Cached for Connection {
 impl Store {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, Migrate::Yes)
+    }
+
+    /// Opens the database file; a new database is always created, but an existing one older than
+    /// this program is migrated only with [`Migrate::Yes`].
+    pub fn open_with(path: &Path, migrate: Migrate) -> Result<Store, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder { path: parent.display().to_string(), source })?;
         }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        Store::setup(conn)
+        Store::setup(conn, migrate)
+    }
+
+    /// The schema version this program writes.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    /// The schema version of a database file (0 for a new one) and the version this program writes.
+    pub fn schema_version(path: &Path) -> Result<(i64, i64), StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let version: i64 = conn.row("PRAGMA user_version", [], |r| r.get(0))?;
+        Ok((version, MIGRATIONS.len() as i64))
     }
 
     /// Caps the database file at about `megabytes`; beyond it writes fail with "database or disk
@@ -258,10 +308,10 @@ impl Store {
 
     /// A private database in memory, for tests.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::setup(Connection::open_in_memory()?)
+        Store::setup(Connection::open_in_memory()?, Migrate::Yes)
     }
 
-    fn setup(mut conn: Connection) -> Result<Store, StoreError> {
+    fn setup(mut conn: Connection, migrate: Migrate) -> Result<Store, StoreError> {
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -269,6 +319,9 @@ impl Store {
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew { found: version, known });
+        }
+        if version > 0 && version < known && migrate == Migrate::No {
+            return Err(StoreError::NeedsMigration { found: version, known });
         }
         let tx = conn.transaction()?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
@@ -555,7 +608,7 @@ fn claim_update(tx: &Transaction<'_>, update_id: i64, now: Timestamp) -> Result<
     Ok(n == 1)
 }
 
-fn insert_outgoing(tx: &Transaction<'_>, outgoing: &[Outgoing], now: Timestamp) -> Result<(), StoreError> {
+pub(crate) fn insert_outgoing(tx: &Transaction<'_>, outgoing: &[Outgoing], now: Timestamp) -> Result<(), StoreError> {
     for o in outgoing {
         tx.exec("INSERT INTO outbox (chat_id, payload, created_at) VALUES (?1, ?2, ?3)", params![o.chat_id, o.payload, now])?;
     }

@@ -260,6 +260,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         if *stop.borrow() {
             break;
         }
+        shared.health.broadcast_beat();
         let content = shared.content();
         if now() - last_housekeeping >= 5 {
             if last_housekeeping / 3600 != now() / 3600 {

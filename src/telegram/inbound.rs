@@ -252,7 +252,10 @@ mod tests {
     fn case_mappings_and_broken_offsets_never_panic() {
         let group = serde_json::json!({"id": -100, "type": "group", "title": "Traders"});
         // The lowercase of "İ" is longer than "İ": the old text search sliced inside a character.
-        assert_eq!(read(&message(group.clone(), "İİİİ @advisor_bot"), "advisor_bot"), read(&message(group.clone(), "İİİİ @advisor_bot"), "advisor_bot"));
+        assert_eq!(
+            read(&message(group.clone(), "İİİİ @advisor_bot"), "advisor_bot"),
+            read(&message(group.clone(), "İİİİ @advisor_bot"), "advisor_bot")
+        );
         let Inbound::Turn(t) = read(&message(group.clone(), "İİİİ @advisor_bot ß"), "advisor_bot") else { panic!() };
         assert_eq!(t.input, Input::Text("İİİİ  ß".into()));
         let private = serde_json::json!({"id": 42, "type": "private", "first_name": "A"});
@@ -263,7 +266,8 @@ mod tests {
             let entities = serde_json::json!([{"type": "bot_command", "offset": offset, "length": length}, {"type": "mention", "offset": offset, "length": length}]);
             let u = with_entities(group.clone(), "😀/x @advisor_bot", entities);
             assert_eq!(read(&u, "advisor_bot"), Inbound::Ignore, "{offset} {length}");
-            let u = with_entities(private.clone(), "😀/x", serde_json::json!([{"type": "bot_command", "offset": offset, "length": length}]));
+            let u =
+                with_entities(private.clone(), "😀/x", serde_json::json!([{"type": "bot_command", "offset": offset, "length": length}]));
             let Inbound::Turn(t) = read(&u, "advisor_bot") else { panic!() };
             assert_eq!(t.input, Input::Text("😀/x".into()));
         }

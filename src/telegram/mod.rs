@@ -15,9 +15,19 @@
 //!    outbox after Telegram accepted it, so a crash in between can send that one message twice: at
 //!    most [`MAX_IN_FLIGHT`] messages. A reply that has to be retried is preceded by a "typing" action.
 //!
+//! # One update cannot hurt the others
+//!
+//! Each update is handled in a task of its own: a panic or an error rolls its transaction back and
+//! is retried a few times ([`MAX_TURN_ATTEMPTS`], counted in the database so a crash counts too);
+//! then the update is moved to the quarantine and the user gets a short apology, so the chat's
+//! later updates go on. Every long-running task (intake, workers, senders, scheduler, health
+//! server) is supervised: restarted when it ends unexpectedly, and `serve` fails only when one
+//! keeps failing ([`MAX_RESTARTS`] times within a minute).
+//!
 //! The bot token never appears in logs or errors: every error text passes through [`Redactor`].
 
 mod broadcast;
+mod health;
 pub mod inbound;
 pub mod render;
 mod staff;
@@ -61,6 +71,10 @@ pub const MAX_IN_FLIGHT: usize = 16;
 const POLL_TIMEOUT_SECS: u32 = 10;
 /// Attempts before a message is given up on.
 const MAX_ATTEMPTS: i64 = 12;
+/// Attempts at handling one update before it is quarantined.
+pub const MAX_TURN_ATTEMPTS: i64 = 3;
+/// A supervised task that fails more often than this within a minute stops the bot.
+pub const MAX_RESTARTS: usize = 5;
 
 /// How the bot is reached.
 #[derive(Clone, Debug)]
@@ -74,6 +88,13 @@ pub struct ServeConfig {
     /// The settings shared with the other commands: database, content folders, admins, staff
     /// group, retention and broadcast rate.
     pub app: crate::config::Config,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: not at all.
+    pub metrics_listen: Option<SocketAddr>,
+    /// A worker on one update for longer than this makes `/readyz` fail.
+    pub stuck_after: Duration,
+    /// Test-only hooks (`SME_ADVISOR_TEST_HOOKS=1`): the text `__test_panic__` panics in the
+    /// handler and `__test_stall_N__` holds the worker N seconds, so tests can force both.
+    pub test_hooks: bool,
 }
 
 /// Webhook mode: Telegram posts updates to `url`, which reaches this process at `listen`.
@@ -152,6 +173,7 @@ struct Shared {
     wake_sender: Notify,
     /// No sending before this time (a 429 pauses everything), in milliseconds.
     paused_until_ms: AtomicI64,
+    health: health::Health,
 }
 
 impl Shared {
@@ -190,7 +212,7 @@ fn broadcast_day(at: crate::engine::Timestamp) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    crate::clock::now_ms()
 }
 
 /// Runs the bot until `shutdown` completes; the turn in progress finishes first.
@@ -205,6 +227,7 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
     let username = me.username.clone().unwrap_or_default();
     tracing::info!(bot = %username, "connected to the Bot API");
     register_commands(&bot, &content, &redactor).await;
+    let n_workers = config.workers.max(1);
     let shared = Arc::new(Shared {
         bot,
         base: std::sync::RwLock::new(content.clone()),
@@ -215,20 +238,33 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         username,
         wake_sender: Notify::new(),
         paused_until_ms: AtomicI64::new(0),
+        health: health::Health::new(n_workers, config.webhook.is_none(), config.stuck_after),
     });
     shared.refresh_calls();
+    // Listen before anything starts, so a wrong address fails at once; restarts reuse the sockets.
+    let bind = |name: &str, addr: SocketAddr| {
+        std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .with_context(|| format!("{name}: cannot listen on {addr}"))
+    };
+    let webhook_socket = config.webhook.as_ref().map(|w| bind("WEBHOOK_LISTEN", w.listen)).transpose()?;
+    let metrics_socket = config.metrics_listen.map(|addr| bind("METRICS_LISTEN", addr)).transpose()?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
 
     // Workers, one queue each; a chat always maps to the same worker.
-    let n_workers = config.workers.max(1);
     let mut queues = Vec::new();
-    let mut worker_tasks = Vec::new();
-    for _ in 0..n_workers {
+    for index in 0..n_workers {
         let (tx, rx) = mpsc::unbounded_channel::<i64>();
         queues.push(tx);
-        worker_tasks.push(tokio::spawn(worker(shared.clone(), rx, stop_rx.clone())));
+        let queue = Arc::new(tokio::sync::Mutex::new(rx));
+        let (s, stop) = (shared.clone(), stop_rx.clone());
+        tasks.spawn(supervise(format!("worker {index}"), shared.clone(), stop_rx.clone(), move || {
+            worker(s.clone(), index, queue.clone(), stop.clone())
+        }));
     }
     let dispatch = Dispatch { queues };
+    quarantine_crashed(&shared);
     let pending = shared.store().pending_updates()?;
     if !pending.is_empty() {
         tracing::info!(n = pending.len(), "handling updates recorded before the last stop");
@@ -236,28 +272,130 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
     for u in &pending {
         dispatch.send(u);
     }
-    let sender_task = tokio::spawn(sender(shared.clone(), stop_rx.clone()));
-    let broadcast_task = tokio::spawn(broadcast::sender(shared.clone(), stop_rx.clone()));
+    let (s, stop) = (shared.clone(), stop_rx.clone());
+    tasks.spawn(supervise("outbox sender".into(), shared.clone(), stop_rx.clone(), move || {
+        let (s, stop) = (s.clone(), stop.clone());
+        async move {
+            sender(s, stop).await;
+            Ok(())
+        }
+    }));
+    let (s, stop) = (shared.clone(), stop_rx.clone());
+    tasks.spawn(supervise("broadcast sender".into(), shared.clone(), stop_rx.clone(), move || {
+        let (s, stop) = (s.clone(), stop.clone());
+        async move {
+            broadcast::sender(s, stop).await;
+            Ok(())
+        }
+    }));
+    let (s, d, stop) = (shared.clone(), dispatch.clone(), stop_rx.clone());
+    tasks.spawn(supervise("scheduler".into(), shared.clone(), stop_rx.clone(), move || scheduler(s.clone(), d.clone(), stop.clone())));
+    let (s, d, stop) = (shared.clone(), dispatch.clone(), stop_rx.clone());
+    let webhook = config.webhook.clone();
+    tasks.spawn(supervise("intake".into(), shared.clone(), stop_rx.clone(), move || {
+        let (s, d, stop, webhook) = (s.clone(), d.clone(), stop.clone(), webhook.clone());
+        let socket = webhook_socket.as_ref().map(std::net::TcpListener::try_clone);
+        async move {
+            match (webhook, socket) {
+                (Some(webhook), Some(socket)) => webhook_intake(s, webhook, socket?, d, stop).await,
+                _ => poll_intake(s, d, stop).await,
+            }
+        }
+    }));
+    if let Some(socket) = metrics_socket {
+        let (s, stop) = (shared.clone(), stop_rx.clone());
+        tasks.spawn(supervise("health server".into(), shared.clone(), stop_rx.clone(), move || {
+            let (s, stop, socket) = (s.clone(), stop.clone(), socket.try_clone());
+            async move { health::serve(s, socket?, stop).await }
+        }));
+    }
+    drop(dispatch);
 
-    let intake = async {
-        match &config.webhook {
-            Some(webhook) => webhook_intake(shared.clone(), webhook.clone(), dispatch.clone(), stop_rx.clone()).await,
-            None => poll_intake(shared.clone(), dispatch.clone(), stop_rx.clone()).await,
+    // Until shutdown, or until a task keeps failing and its supervisor gives up.
+    let gave_up = tokio::select! {
+        Some(done) = tasks.join_next() => Some(done),
+        () = shutdown => {
+            tracing::info!("shutting down");
+            None
         }
     };
-    tokio::select! {
-        result = intake => result?,
-        () = shutdown => tracing::info!("shutting down"),
-    }
     let _ = stop_tx.send(true);
-    drop(dispatch);
-    for task in worker_tasks {
-        let _ = task.await;
+    // The turns in progress finish; the senders let their messages in flight finish.
+    let _ = tokio::time::timeout(Duration::from_secs(20), async { while tasks.join_next().await.is_some() {} }).await;
+    match gave_up {
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(anyhow::anyhow!("a supervisor stopped: {e}")),
+        Some(Ok(Ok(()))) | None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(10), sender_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), broadcast_task).await;
-    tracing::info!("stopped");
-    Ok(())
+}
+
+/// Runs a long-running task, restarting it when it ends unexpectedly (an error, a panic, or a
+/// return before `stop`); gives up with an error when it fails more than [`MAX_RESTARTS`] times
+/// within a minute.
+async fn supervise<F, Fut>(name: String, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, mut start: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let mut failures: std::collections::VecDeque<std::time::Instant> = std::collections::VecDeque::new();
+    loop {
+        let outcome = tokio::spawn(start()).await;
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let why = match outcome {
+            Ok(Ok(())) => "it returned".to_string(),
+            Ok(Err(e)) => shared.redactor.clean(&format!("{e:#}")),
+            Err(e) if e.is_panic() => "it panicked".to_string(),
+            Err(_) => "it was cancelled".to_string(),
+        };
+        failures.push_back(std::time::Instant::now());
+        while failures.front().is_some_and(|t| t.elapsed() > Duration::from_secs(60)) {
+            failures.pop_front();
+        }
+        if failures.len() > MAX_RESTARTS {
+            tracing::error!(task = %name, reason = %why, "a task keeps failing; stopping the bot");
+            anyhow::bail!("{name} failed {} times within a minute, the last time because {why}", failures.len());
+        }
+        shared.health.restarted();
+        let wait = backoff(failures.len() as i64);
+        tracing::error!(task = %name, reason = %why, restart_in_ms = wait.as_millis() as u64, "a task ended unexpectedly; restarting it");
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Updates that used up their attempts in earlier runs (the process died while handling them)
+/// go to the quarantine before anything else is handled.
+fn quarantine_crashed(shared: &Shared) {
+    let pending = shared.store().pending_updates().unwrap_or_default();
+    for update in pending {
+        let attempts = shared.store().begin_attempt(update.update_id).ok().flatten().unwrap_or(0);
+        let _ = shared.store().forgive_attempt(update.update_id);
+        if attempts > MAX_TURN_ATTEMPTS {
+            quarantine(shared, update.update_id, "the process stopped while handling it, in several runs".into());
+        }
+    }
+}
+
+/// Every two seconds: hands quarantined updates that staff asked to retry to their worker.
+async fn scheduler(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let retries = shared.store().take_retry_requests();
+        for update in retries? {
+            tracing::info!(update_id = update.update_id, "retrying a quarantined update");
+            dispatch.send(&update);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -303,6 +441,7 @@ async fn poll_intake(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::R
         match result {
             Ok(updates) => {
                 failures = 0;
+                shared.health.poll_ok();
                 if updates.is_empty() {
                     continue;
                 }
@@ -324,6 +463,7 @@ async fn poll_intake(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::R
                         continue;
                     }
                 };
+                shared.health.received(fresh.len());
                 for r in records.iter().filter(|r| fresh.contains(&r.update_id)) {
                     dispatch.send(r);
                 }
@@ -347,7 +487,13 @@ async fn poll_intake(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::R
     }
 }
 
-async fn webhook_intake(shared: Arc<Shared>, webhook: Webhook, dispatch: Dispatch, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn webhook_intake(
+    shared: Arc<Shared>,
+    webhook: Webhook,
+    socket: std::net::TcpListener,
+    dispatch: Dispatch,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     use axum::http::{HeaderMap, StatusCode};
 
     shared
@@ -376,6 +522,7 @@ async fn webhook_intake(shared: Arc<Shared>, webhook: Webhook, dispatch: Dispatc
             let recorded = shared.store().record_updates(&records, now());
             match recorded {
                 Ok(fresh) => {
+                    shared.health.received(fresh.len());
                     for r in records.iter().filter(|r| fresh.contains(&r.update_id)) {
                         dispatch.send(r);
                     }
@@ -390,7 +537,7 @@ async fn webhook_intake(shared: Arc<Shared>, webhook: Webhook, dispatch: Dispatc
         }
     };
     let app = axum::Router::new().route(&path, axum::routing::post(handler));
-    let listener = tokio::net::TcpListener::bind(webhook.listen).await.with_context(|| format!("cannot listen on {}", webhook.listen))?;
+    let listener = tokio::net::TcpListener::from_std(socket).with_context(|| format!("cannot listen on {}", webhook.listen))?;
     tracing::info!(listen = %webhook.listen, "webhook listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -401,31 +548,142 @@ async fn webhook_intake(shared: Arc<Shared>, webhook: Webhook, dispatch: Dispatc
     Ok(())
 }
 
-async fn worker(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<i64>, mut stop: watch::Receiver<bool>) {
+async fn worker(
+    shared: Arc<Shared>,
+    index: usize,
+    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<i64>>>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut queue = queue.lock().await;
     while let Some(update_id) = queue.recv().await {
         if *stop.borrow() {
             // Left for the next start: it stays pending in the database.
             break;
         }
-        // A storage failure (full or read-only disk) may pass: the update is tried again, and the
-        // chat's later updates wait behind it. Any other failure leaves it pending for the next start.
-        let mut attempt = 0;
-        loop {
-            let Err(e) = handle(&shared, update_id).await else { break };
-            let storage = e.downcast_ref::<StoreError>().is_some_and(StoreError::is_storage);
-            if !storage || *stop.borrow() {
-                tracing::error!(update_id, error = %shared.redactor.clean(&format!("{e:#}")), "cannot handle an update; it stays pending");
-                break;
+        shared.health.worker_busy(index, true);
+        run_update(&shared, update_id, &stop).await;
+        shared.health.worker_busy(index, false);
+    }
+    Ok(())
+}
+
+/// Handles one update in a task of its own, so a panic is contained. A failure of the storage
+/// (full or read-only disk) may pass: the update is tried again, and the chat's later updates
+/// wait behind it. Any other failure is retried up to [`MAX_TURN_ATTEMPTS`] times, then the update
+/// is quarantined.
+async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watch::Receiver<bool>) {
+    let mut storage_failures = 0;
+    loop {
+        let begun = shared.store().begin_attempt(update_id);
+        let attempt = match begun {
+            Ok(Some(attempt)) => attempt,
+            Ok(None) => return,
+            Err(e) => {
+                storage_failures += 1;
+                tracing::error!(update_id, error = %e, "cannot read an update; trying again");
+                if pause(stop, backoff(storage_failures)).await {
+                    return;
+                }
+                continue;
             }
-            attempt += 1;
-            let wait = backoff(attempt);
-            tracing::error!(update_id, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot store a turn; trying again");
-            tokio::select! {
-                _ = stop.changed() => {}
-                () = tokio::time::sleep(wait) => {}
+        };
+        if attempt > MAX_TURN_ATTEMPTS {
+            quarantine(shared, update_id, "it failed in an earlier run".into());
+            return;
+        }
+        let started = std::time::Instant::now();
+        let task = {
+            let shared = shared.clone();
+            tokio::spawn(async move { handle(&shared, update_id).await })
+        };
+        let error = match task.await {
+            Ok(Ok(())) => {
+                shared.health.handled(started.elapsed());
+                return;
             }
+            Ok(Err(e)) if e.downcast_ref::<StoreError>().is_some_and(StoreError::is_storage) => {
+                let _ = shared.store().forgive_attempt(update_id);
+                storage_failures += 1;
+                let wait = backoff(storage_failures);
+                tracing::error!(update_id, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot store a turn; trying again");
+                if pause(stop, wait).await {
+                    return;
+                }
+                continue;
+            }
+            Ok(Err(e)) => {
+                let error = shared.redactor.clean(&format!("{e:#}"));
+                tracing::error!(update_id, attempt, error = %error, "cannot handle an update");
+                error
+            }
+            Err(e) => {
+                // The panic's own message may quote the user's text: it goes to the quarantine
+                // table for admins, not to the log.
+                let message = if e.is_panic() { panic_message(e.into_panic()) } else { "the task was cancelled".to_string() };
+                tracing::error!(update_id, attempt, "handling an update panicked");
+                shared.redactor.clean(&format!("panic: {message}"))
+            }
+        };
+        if attempt >= MAX_TURN_ATTEMPTS {
+            quarantine(shared, update_id, error);
+            return;
+        }
+        if pause(stop, backoff(attempt)).await {
+            return;
         }
     }
+}
+
+/// Sleeps, or returns true at once when the bot is stopping.
+async fn pause(stop: &watch::Receiver<bool>, wait: Duration) -> bool {
+    let mut stop = stop.clone();
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = stop.changed() => true,
+        () = tokio::time::sleep(wait) => false,
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// Moves an update to the quarantine and queues the apology to its chat, together.
+fn quarantine(shared: &Shared, update_id: i64, error: String) {
+    let record = shared.store().pending_update(update_id).ok().flatten();
+    let apology = record.as_ref().and_then(|r| apology(shared, r));
+    let error: String = error.chars().take(2000).collect();
+    match shared.store().quarantine_update(update_id, &error, apology.as_slice(), now()) {
+        Ok(true) => {
+            shared.health.quarantined();
+            shared.wake_sender.notify_one();
+            tracing::error!(update_id, "an update failed every attempt and is quarantined; see `sme-advisor quarantine list`");
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(update_id, error = %e, "cannot quarantine an update"),
+    }
+}
+
+/// The short apology for the chat of a failed update, in the user's language. Read from the raw
+/// JSON, not through the code that may have failed on it.
+fn apology(shared: &Shared, record: &IncomingUpdate) -> Option<Outgoing> {
+    let json: serde_json::Value = serde_json::from_str(&record.payload).ok()?;
+    if json.get("inline_query").is_some() || record.chat_id == 0 {
+        return None;
+    }
+    let from = ["/message/from/language_code", "/edited_message/from/language_code", "/callback_query/from/language_code"]
+        .iter()
+        .find_map(|p| json.pointer(p).and_then(|v| v.as_str()));
+    let content = shared.content();
+    let lang = content.language_for(from);
+    let text = render::escape(&content.message("turn_failed", &lang, &[]));
+    Some(Out::send(record.chat_id, Message { text, keyboard: Vec::new() }).queue(record.chat_id))
 }
 
 async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
@@ -463,6 +721,11 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
             tracing::info!(update_id, kind = "inline", "update handled");
         }
         Inbound::Turn(turn) => {
+            if shared.config.test_hooks
+                && let Input::Text(text) = &turn.input
+            {
+                test_hook(text).await;
+            }
             let input = match staff::handle(shared, update_id, &turn).await? {
                 staff::Route::Done => {
                     shared.wake_sender.notify_one();
@@ -507,6 +770,16 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The test-only hooks of [`ServeConfig::test_hooks`].
+async fn test_hook(text: &str) {
+    if text == "__test_panic__" {
+        panic!("test hook: a forced panic");
+    }
+    if let Some(seconds) = text.strip_prefix("__test_stall_").and_then(|t| t.strip_suffix("__")).and_then(|t| t.parse::<u64>().ok()) {
+        tokio::time::sleep(Duration::from_secs(seconds.min(60))).await;
+    }
 }
 
 /// What kind of input it was, for logs that carry no message text.
@@ -692,6 +965,7 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
+        shared.health.sender_beat();
         let paused = shared.paused_until_ms.load(Ordering::Relaxed);
         if now_ms() < paused {
             backlog.clear();
@@ -797,6 +1071,14 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
         }
         Err(e) => classify(e),
     };
+    shared.health.sent(match (&result, &outcome) {
+        (Ok(_), _) => health::SendResult::Ok,
+        (_, Failure::RetryAfter(_)) => health::SendResult::TooMany,
+        (_, Failure::Blocked) => health::SendResult::Blocked,
+        (Err(RequestError::Api(ApiError::Unknown(_))), _) => health::SendResult::ServerError,
+        (_, Failure::Retry) => health::SendResult::Network,
+        _ => health::SendResult::Refused,
+    });
     let error = result.err().map(|e| shared.redactor.clean(&e.to_string()));
     match outcome {
         Failure::Done => {

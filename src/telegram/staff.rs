@@ -242,6 +242,10 @@ fn run(
                 .store()
                 .query_inquiries(&InquiryFilter { since: period.since, until: period.until, ..InquiryFilter::default() }, MAX_ROWS)?;
             reply(chat, &desk::stats(content, lang, &period, &desk::Stats::of(&rows)), ops);
+            let quarantined = if roles.admin { shared.store().quarantined_count()? } else { 0 };
+            if quarantined > 0 {
+                say(content, lang, chat, "desk_quarantine", &[("count", &quarantined.to_string())], ops);
+            }
         }
         Request::Export { period } => {
             let rows = shared
