@@ -27,6 +27,8 @@
 //! The bot token never appears in logs or errors: every error text passes through [`Redactor`].
 
 mod broadcast;
+#[doc(hidden)]
+pub mod fuzz;
 mod health;
 pub mod inbound;
 pub mod render;

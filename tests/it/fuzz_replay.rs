@@ -64,3 +64,12 @@ fn content_loader_corpus_and_regressions_replay_cleanly() {
     let fuzz = LoaderFuzz::new(support::shipped_sources());
     replay(&files, |bytes| fuzz.check(bytes));
 }
+
+#[test]
+fn telegram_intake_corpus_and_regressions_replay_cleanly() {
+    let (files, regressions) = kept("telegram_intake");
+    assert!(files.len() >= 20, "fuzz/corpus/telegram_intake/ should hold the corpus, found {} files", files.len());
+    assert!(regressions >= 4, "fuzz/regressions/telegram_intake/ should hold the crashes found");
+    let fuzz = sme_advisor::telegram::fuzz::IntakeFuzz::new(support::shipped());
+    replay(&files, |bytes| fuzz.check(bytes));
+}

@@ -110,3 +110,47 @@ proptest! {
         holds(Invariant::RoleFlows, &choices)?;
     }
 }
+
+/// Characters whose case mapping changes length, combining marks, direction marks and the like:
+/// the shapes of text that broke byte-offset arithmetic before.
+fn tricky_unicode() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        4 => any::<char>().prop_map(String::from),
+        2 => prop::sample::select(vec!["İ", "ß", "ǅ", "ﬁ", "ŉ", "ΐ", "Ω", "😀", "🇺🇬", "\u{200f}", "\u{202e}", "\u{feff}", "é", "@advisor_bot", "/"])
+            .prop_map(str::to_string),
+        1 => (0usize..400).prop_map(|n| format!("a{}", "\u{301}".repeat(n))),
+        1 => "[a-z ]{1,12}",
+    ];
+    vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Any text as a command, a group mention or a private message, with the entities Telegram
+    /// would add and some it never would, goes through the intake and a full turn without a panic.
+    #[test]
+    fn any_unicode_through_the_telegram_intake(
+        text in tricky_unicode(),
+        command in prop::sample::select(vec!["", "/stats ", "/export ", "/start ", "/inquiry ", "/grant ", "/learn 1 "]),
+        group in any::<bool>(),
+        offset in 0usize..64,
+        length in 0usize..64,
+    ) {
+        use serde_json::json;
+        let fuzz = sme_advisor::telegram::fuzz::IntakeFuzz::new(support::shipped());
+        let full = if group { format!("{text} @advisor_bot {text}") } else { format!("{command}{text}") };
+        let units = |s: &str| s.chars().map(char::len_utf16).sum::<usize>();
+        let mut entities = vec![json!({"type": "bold", "offset": offset, "length": length})];
+        if !command.is_empty() && !group {
+            entities.push(json!({"type": "bot_command", "offset": 0, "length": units(command.trim_end())}));
+        }
+        if group {
+            entities.push(json!({"type": "mention", "offset": units(&text) + 1, "length": units("@advisor_bot")}));
+        }
+        let chat = if group { json!({"id": -100, "type": "group", "title": "G"}) } else { json!({"id": 5, "type": "private", "first_name": "U"}) };
+        let update = json!({"update_id": 1, "message": {"message_id": 7, "date": 1_800_000_000, "chat": chat,
+            "from": {"id": 5, "is_bot": false, "first_name": "U"}, "text": full, "entities": entities}});
+        fuzz.check_update(update).map_err(TestCaseError::fail)?;
+    }
+}
