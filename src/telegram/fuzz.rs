@@ -189,7 +189,7 @@ pub fn decode(data: &[u8]) -> Value {
         _ => {
             message["text"] = json!(text);
             message["entities"] = entities;
-            if bytes.byte() % 4 == 0 {
+            if bytes.byte().is_multiple_of(4) {
                 message["reply_to_message"] = json!({"message_id": 5, "date": NOW, "chat": message["chat"].clone(),
                     "from": {"id": 99, "is_bot": true, "first_name": "B", "username": BOT_USERNAME}, "text": "earlier"});
             }
