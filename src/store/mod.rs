@@ -657,7 +657,12 @@ fn load_session(tx: &Transaction<'_>, user: UserId, lang: &str) -> Result<Sessio
 fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) -> Result<Vec<(InquiryKind, i64)>, StoreError> {
     let mut logged = Vec::new();
     if step.effects.contains(&Effect::Forget) {
-        // Everything about the user goes; the next message starts a new user.
+        // Everything about the user goes; the next message starts a new user. Quarantined updates
+        // of their private chat (the chat id is the user id) hold their text: they go too.
+        tx.exec(
+            "DELETE FROM quarantine WHERE chat_id IN (SELECT CAST(external_id AS INTEGER) FROM users WHERE id = ?1 AND channel = 'telegram')",
+            [user.0],
+        )?;
         tx.exec("DELETE FROM users WHERE id = ?1", [user.0])?;
         return Ok(logged);
     }

@@ -97,3 +97,33 @@ fn a_session_from_another_version_starts_afresh_but_keeps_the_profile() {
     assert!(reloaded.at.is_none(), "a session of another version is not trusted");
     assert_eq!(reloaded.profile.country.as_deref(), Some("kenya"));
 }
+
+#[test]
+fn quarantine_holds_an_update_aside_retry_puts_it_back_and_forget_removes_it() {
+    use sme_advisor::store::IncomingUpdate;
+    let mut store = Store::open_in_memory().unwrap();
+    let update = |id: i64, chat: i64| IncomingUpdate { update_id: id, chat_id: chat, payload: format!("{{\"update_id\":{id}}}") };
+    store.record_updates(&[update(1, 77), update(2, 88)], 100).unwrap();
+    assert_eq!(store.begin_attempt(1).unwrap(), Some(1));
+    assert_eq!(store.begin_attempt(1).unwrap(), Some(2));
+    assert!(store.quarantine_update(1, "panic: boom", &[], 101).unwrap());
+    assert!(!store.quarantine_update(1, "again", &[], 102).unwrap(), "only a pending update is quarantined");
+    assert_eq!(store.begin_attempt(1).unwrap(), None, "a quarantined update is not pending");
+    let listed = store.quarantined().unwrap();
+    assert_eq!((listed[0].update_id, listed[0].chat_id, listed[0].attempts, listed[0].error.as_str()), (1, 77, 2, "panic: boom"));
+    assert_eq!(store.pending_updates().unwrap().iter().map(|u| u.update_id).collect::<Vec<_>>(), vec![2]);
+    assert!(store.retry_quarantined(1).unwrap());
+    assert!(!store.retry_quarantined(1).unwrap());
+    let back = store.take_retry_requests().unwrap();
+    assert_eq!((back[0].update_id, back[0].payload.as_str()), (1, "{\"update_id\":1}"));
+    assert!(store.take_retry_requests().unwrap().is_empty(), "a retry request is taken once");
+    assert_eq!(store.begin_attempt(1).unwrap(), Some(1), "attempts start again");
+    // /forget of the user whose private chat it is removes their quarantined updates.
+    assert!(store.quarantine_update(1, "panic: again", &[], 103).unwrap());
+    let content = support::shipped();
+    for (i, t) in ["/forget", "Yes, delete my data"].into_iter().enumerate() {
+        let input = if i == 0 { Input::Command { name: "forget".into(), args: String::new() } } else { text(t) };
+        store.turn("telegram", "77", "en", 104, |s| engine::step(content, s, &input, 104)).unwrap();
+    }
+    assert_eq!(store.quarantined_count().unwrap(), 0);
+}
