@@ -201,7 +201,7 @@ async fn a_panic_is_quarantined_and_the_chat_goes_on_and_readiness_sees_a_stuck_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_under_load_holds_every_inquiry_committed_before_it() {
     let api = std::sync::Arc::new(FakeBotApi::start(TOKEN).await);
-    let bot = Bot::start(&api, "backup", &[]);
+    let bot = Bot::start(&api, "backup", &[("LOG_FORMAT", "json")]);
     api.push_start(6_000, 6_000, "en", "");
     wait_text(&api, 6_000, "What does your business need?").await;
     // Forty users asking questions while the backup is taken.
@@ -232,6 +232,13 @@ async fn a_backup_taken_under_load_holds_every_inquiry_committed_before_it() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     while let Some(done) = tasks.join_next().await {
         done.expect("every question answered during the backup");
+    }
+    // LOG_FORMAT=json: every log line is one JSON object with a level and a message.
+    let log = bot.log();
+    assert!(log.lines().count() >= 2, "{log}");
+    for line in log.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value["level"].is_string() && value["fields"]["message"].is_string(), "{line}");
     }
     let backup = rusqlite::Connection::open(&copy).unwrap();
     let integrity: String = backup.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
