@@ -84,6 +84,8 @@ pub struct ServeSettings {
     pub worker_stuck_secs: u64,
     /// Test-only hooks that force a panic or a stall (see `telegram::ServeConfig::test_hooks`).
     pub test_hooks: bool,
+    /// Messages a second over all chats (Telegram allows about 30).
+    pub send_rate: usize,
 }
 
 impl ServeSettings {
@@ -168,6 +170,13 @@ impl ServeSettings {
             })?,
         };
         let test_hooks = get("SME_ADVISOR_TEST_HOOKS").is_some_and(|v| v == "1");
+        let send_rate = match get("SEND_RATE") {
+            None => 30,
+            Some(v) => v.parse::<usize>().ok().filter(|n| (1..=1000).contains(n)).ok_or(ConfigError {
+                variable: "SEND_RATE",
+                problem: format!("`{v}` is not a number of messages a second from 1 to 1000 (Telegram allows about 30)"),
+            })?,
+        };
         Ok(ServeSettings {
             token: Secret::new(token),
             api_url,
@@ -179,6 +188,7 @@ impl ServeSettings {
             metrics_listen,
             worker_stuck_secs,
             test_hooks,
+            send_rate,
         })
     }
 }

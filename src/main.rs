@@ -78,6 +78,9 @@ struct EnvArgs {
     /// Seconds one Bot API call may take
     #[arg(long, env = "BOT_API_TIMEOUT_SECS", global = true)]
     bot_api_timeout_secs: Option<String>,
+    /// Messages a second over all chats (Telegram allows about 30)
+    #[arg(long, env = "SEND_RATE", global = true)]
+    send_rate: Option<String>,
     /// Address for /healthz, /readyz and /metrics
     #[arg(long, env = "METRICS_LISTEN", global = true)]
     metrics_listen: Option<String>,
@@ -115,6 +118,7 @@ impl EnvArgs {
             "WEBHOOK_SECRET" => &self.webhook_secret,
             "WORKERS" => &self.workers,
             "BOT_API_TIMEOUT_SECS" => &self.bot_api_timeout_secs,
+            "SEND_RATE" => &self.send_rate,
             "METRICS_LISTEN" => &self.metrics_listen,
             "WORKER_STUCK_SECS" => &self.worker_stuck_secs,
             "SME_ADVISOR_TEST_HOOKS" => &self.sme_advisor_test_hooks,
@@ -369,6 +373,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 metrics_listen: settings.metrics_listen,
                 stuck_after: std::time::Duration::from_secs(settings.worker_stuck_secs),
                 test_hooks: settings.test_hooks,
+                budget: telegram::limits::Budget {
+                    global_per_second: settings.send_rate,
+                    paid_broadcast: config.broadcast_rate > 30.0,
+                    ..telegram::limits::Budget::default()
+                },
             };
             quiet_panics();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;

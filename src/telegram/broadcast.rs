@@ -22,8 +22,8 @@ use crate::content::Content;
 use crate::engine::{Reply, Timestamp};
 use crate::store::{Delivered, Outgoing};
 
-use super::render;
-use super::{CHANNEL, Failure, Out, Shared, backoff, classify, execute, now, now_ms};
+use super::{CHANNEL, Failure, Out, Shared, classify, execute, now, now_ms};
+use super::{limits, render};
 
 /// Broadcast messages in flight at once; also the most that a crash can send twice.
 pub const CONCURRENCY: usize = 8;
@@ -41,7 +41,9 @@ fn queue(reply: &Reply, chat: i64, report_of: Option<i64>) -> Vec<Outgoing> {
         .into_iter()
         .enumerate()
         .map(|(i, message)| {
-            Out::Send { chat_id: chat, message, reply_to: None, post_of: None, report_of: report_of.filter(|_| i + 1 == n) }.queue(chat)
+            let class = Some(limits::Class::Reminder);
+            Out::Send { chat_id: chat, message, reply_to: None, post_of: None, report_of: report_of.filter(|_| i + 1 == n), class }
+                .queue(chat)
         })
         .collect()
 }
@@ -218,8 +220,11 @@ async fn deliver(shared: &Shared, content: &Content, call: &Call, id: i64, chat:
     let parts = render::render(&reply);
     let mut result = Ok(None);
     for message in parts {
-        result = execute(&shared.bot, &Out::send(chat, message)).await;
-        if result.is_err() {
+        result = execute(shared, &Out::send(chat, message), limits::Class::Broadcast).await;
+        if let Err(e) = &result {
+            if classify(e) == Failure::Retry {
+                shared.gate.give_back(chat, limits::Class::Broadcast);
+            }
             break;
         }
     }
@@ -228,14 +233,9 @@ async fn deliver(shared: &Shared, content: &Content, call: &Call, id: i64, chat:
         Err(e) => match classify(&e) {
             Failure::Done => Delivered::Sent,
             Failure::Blocked => Delivered::Blocked,
-            Failure::RetryAfter(seconds) => {
-                let until = now_ms() + seconds as i64 * 1000;
-                shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
-                tracing::warn!(seconds, "Telegram asks to slow down; the broadcast pauses");
-                Delivered::Retry { not_before_ms: until }
-            }
+            Failure::RetryAfter(seconds) => Delivered::Retry { not_before_ms: super::pause_sending(shared, chat, seconds) },
             Failure::Retry if attempts + 1 < MAX_ATTEMPTS => {
-                Delivered::Retry { not_before_ms: now_ms() + backoff(attempts + 1).as_millis() as i64 }
+                Delivered::Retry { not_before_ms: now_ms() + super::send_backoff(attempts + 1, chat).as_millis() as i64 }
             }
             Failure::Retry | Failure::Permanent | Failure::EditToSend => {
                 tracing::warn!(broadcast = id, chat, error = %shared.redactor.clean(&e.to_string()), "a broadcast message failed");

@@ -53,7 +53,14 @@ pub struct Health {
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     latency_sum_us: AtomicU64,
     sends: [AtomicU64; SEND_RESULTS.len()],
+    /// Per class (reply, relay, reminder, broadcast): messages through the gate, those that waited
+    /// over 100 ms for Telegram's limits, and the longest wait in microseconds.
+    gate_passed: [AtomicU64; 4],
+    gate_slow: [AtomicU64; 4],
+    gate_max_us: [AtomicU64; 4],
 }
+
+const CLASS_NAMES: [&str; 4] = ["reply", "relay", "reminder", "broadcast"];
 
 impl Health {
     pub fn new(workers: usize, polling: bool, stuck_after: Duration) -> Health {
@@ -73,6 +80,9 @@ impl Health {
             latency_buckets: Default::default(),
             latency_sum_us: AtomicU64::new(0),
             sends: Default::default(),
+            gate_passed: Default::default(),
+            gate_slow: Default::default(),
+            gate_max_us: Default::default(),
         }
     }
 
@@ -113,6 +123,16 @@ impl Health {
         let bucket = LATENCY_BUCKETS_MS.iter().position(|b| ms < *b).unwrap_or(LATENCY_BUCKETS_MS.len());
         self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A message passed the gate of Telegram's limits after waiting `waited`.
+    pub fn gate_waited(&self, class: super::limits::Class, waited: Duration) {
+        let i = class as usize;
+        self.gate_passed[i].fetch_add(1, Ordering::Relaxed);
+        if waited > Duration::from_millis(100) {
+            self.gate_slow[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.gate_max_us[i].fetch_max(waited.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn sent(&self, result: SendResult) {
@@ -167,6 +187,22 @@ fn metrics(shared: &Shared) -> String {
     let _ = writeln!(out, "# HELP sme_sends_total Bot API calls that send, by result.\n# TYPE sme_sends_total counter");
     for (i, result) in SEND_RESULTS.iter().enumerate() {
         let _ = writeln!(out, "sme_sends_total{{result=\"{result}\"}} {}", h.sends[i].load(Ordering::Relaxed));
+    }
+    for (name, help, values) in [
+        ("sme_gate_passed_total", "Messages through the gate of Telegram's limits, by class.", &h.gate_passed),
+        ("sme_gate_waited_over_100ms_total", "Messages that waited over 100 ms for Telegram's limits, by class.", &h.gate_slow),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (i, class) in CLASS_NAMES.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{class=\"{class}\"}} {}", values[i].load(Ordering::Relaxed));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP sme_gate_wait_max_seconds The longest wait for Telegram's limits, by class.\n# TYPE sme_gate_wait_max_seconds gauge"
+    );
+    for (i, class) in CLASS_NAMES.iter().enumerate() {
+        let _ = writeln!(out, "sme_gate_wait_max_seconds{{class=\"{class}\"}} {}", h.gate_max_us[i].load(Ordering::Relaxed) as f64 / 1e6);
     }
     let _ = writeln!(out, "# HELP sme_turn_seconds Time to handle one update.\n# TYPE sme_turn_seconds histogram");
     let mut cumulative = 0;

@@ -27,10 +27,12 @@
 //! The bot token never appears in logs or errors: every error text passes through [`Redactor`].
 
 mod broadcast;
+mod client;
 #[doc(hidden)]
 pub mod fuzz;
 mod health;
 pub mod inbound;
+pub mod limits;
 pub mod render;
 mod staff;
 
@@ -43,10 +45,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use teloxide::payloads::{
-    AnswerInlineQuerySetters, EditMessageTextSetters, GetUpdatesSetters, SendDocumentSetters, SendMessageSetters, SetMyCommandsSetters,
-    SetWebhookSetters,
-};
+use teloxide::payloads::{AnswerInlineQuerySetters, GetUpdatesSetters, SendDocumentSetters, SetMyCommandsSetters, SetWebhookSetters};
 use teloxide::requests::Requester;
 use teloxide::types::{
     AllowedUpdate, BotCommand, CallbackQueryId, ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InlineQueryId,
@@ -63,6 +62,7 @@ use crate::engine::{self, Input, Session};
 use crate::store::{IncomingUpdate, OutboxHead, Outgoing, Store, StoreError};
 
 use inbound::Inbound;
+use limits::{Class, Gate, Scope};
 use render::Message;
 
 /// The channel name users of this front end are stored under.
@@ -97,6 +97,8 @@ pub struct ServeConfig {
     /// Test-only hooks (`SME_ADVISOR_TEST_HOOKS=1`): the text `__test_panic__` panics in the
     /// handler and `__test_stall_N__` holds the worker N seconds, so tests can force both.
     pub test_hooks: bool,
+    /// Telegram's limits (global, per chat, per group) and whether broadcasts are paid.
+    pub budget: limits::Budget,
 }
 
 /// Webhook mode: Telegram posts updates to `url`, which reaches this process at `listen`.
@@ -123,6 +125,9 @@ pub enum Out {
         /// The broadcast this message reports the progress of: remember its message id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         report_of: Option<i64>,
+        /// Its place in the queue for Telegram's limits, when not derived from the above.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<Class>,
     },
     Edit {
         chat_id: i64,
@@ -143,7 +148,17 @@ pub enum Out {
 impl Out {
     /// A plain new message.
     pub fn send(chat_id: i64, message: Message) -> Out {
-        Out::Send { chat_id, message, reply_to: None, post_of: None, report_of: None }
+        Out::Send { chat_id, message, reply_to: None, post_of: None, report_of: None, class: None }
+    }
+
+    /// Who the message is for, for the order of sending under Telegram's limits.
+    pub fn class(&self) -> Class {
+        match self {
+            Out::Send { class: Some(class), .. } => *class,
+            Out::Send { reply_to: Some(_), .. } | Out::Send { post_of: Some(_), .. } | Out::Document { .. } => Class::Relay,
+            Out::Send { report_of: Some(_), .. } => Class::Reminder,
+            Out::Send { .. } | Out::Edit { .. } | Out::AnswerCallback { .. } => Class::Reply,
+        }
     }
 
     pub fn queue(&self, chat_id: i64) -> Outgoing {
@@ -173,9 +188,13 @@ struct Shared {
     redactor: Redactor,
     username: String,
     wake_sender: Notify,
-    /// No sending before this time (a 429 pauses everything), in milliseconds.
+    /// No sending before this time (a global 429 pauses everything), in milliseconds; mirrors the gate.
     paused_until_ms: AtomicI64,
     health: health::Health,
+    /// The calls that send, without teloxide's ten-second sleep after a 5xx.
+    client: client::Client,
+    /// Telegram's limits, honoured before every call that sends.
+    gate: Gate,
 }
 
 impl Shared {
@@ -220,8 +239,11 @@ fn now_ms() -> i64 {
 /// Runs the bot until `shutdown` completes; the turn in progress finishes first.
 pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let redactor = Redactor(config.token.clone());
-    let client = teloxide::net::default_reqwest_settings().timeout(config.api_timeout).build()?;
-    let mut bot = Bot::with_client(config.token.expose(), client);
+    let http = teloxide::net::default_reqwest_settings().timeout(config.api_timeout).build()?;
+    // Sends have connections of their own: a connection a send lost is never the one a long poll waits on.
+    let send_http = teloxide::net::default_reqwest_settings().timeout(config.api_timeout).build()?;
+    let sending = client::Client::new(send_http, config.api_url.clone(), config.token.expose());
+    let mut bot = Bot::with_client(config.token.expose(), http);
     if let Some(url) = &config.api_url {
         bot = bot.set_api_url(url.clone());
     }
@@ -241,6 +263,8 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         wake_sender: Notify::new(),
         paused_until_ms: AtomicI64::new(0),
         health: health::Health::new(n_workers, config.webhook.is_none(), config.stuck_after),
+        client: sending,
+        gate: Gate::new(config.budget.clone()),
     });
     shared.refresh_calls();
     // Listen before anything starts, so a wrong address fails at once; restarts reuse the sockets.
@@ -865,6 +889,16 @@ async fn register_commands(bot: &Bot, content: &Content, redactor: &Redactor) {
 }
 
 /// 250 ms doubling per attempt, at most 30 s.
+/// The pause before a failed send is tried again: 200 ms doubling per attempt, at most 20 s, with
+/// up to half of it added or taken at random so that many retries do not arrive together.
+fn send_backoff(attempt: i64, salt: i64) -> Duration {
+    let base = (200u64 << (attempt.clamp(1, 8) - 1) as u64).min(20_000);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
+    let mix = (nanos ^ (salt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 33;
+    let jitter = mix % (base + 1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
 fn backoff(attempt: i64) -> Duration {
     Duration::from_millis((250u64 << attempt.clamp(0, 7) as u64).min(30_000))
 }
@@ -908,8 +942,11 @@ fn classify(error: &RequestError) -> Failure {
     }
 }
 
-/// Performs one operation; returns the id of the message it sent, if it sent one.
-async fn execute(bot: &Bot, op: &Out) -> Result<Option<i32>, RequestError> {
+/// Performs one operation once Telegram's limits allow it; returns the id of the message it
+/// sent, if it sent one. `class` places it in the queue for the global budget.
+async fn execute(shared: &Shared, op: &Out, class: Class) -> Result<Option<i32>, RequestError> {
+    use teloxide::payloads::{AnswerCallbackQuery, EditMessageText, SendMessage};
+    use teloxide::types::ReplyMarkup;
     let keyboard = |m: &Message| {
         InlineKeyboardMarkup::new(
             m.keyboard
@@ -919,32 +956,45 @@ async fn execute(bot: &Bot, op: &Out) -> Result<Option<i32>, RequestError> {
     };
     match op {
         Out::Send { chat_id, message, reply_to, .. } => {
-            let mut request =
-                bot.send_message(ChatId(*chat_id), message.text.clone()).parse_mode(ParseMode::Html).link_preview_options(no_preview());
+            shared.health.gate_waited(class, shared.gate.acquire(*chat_id, class).await);
+            let mut payload = SendMessage::new(ChatId(*chat_id), message.text.clone());
+            payload.parse_mode = Some(ParseMode::Html);
+            payload.link_preview_options = Some(no_preview());
             if !message.keyboard.is_empty() {
-                request = request.reply_markup(keyboard(message));
+                payload.reply_markup = Some(ReplyMarkup::InlineKeyboard(keyboard(message)));
             }
             if let Some(id) = reply_to {
-                request = request.reply_parameters(ReplyParameters::new(MessageId(*id)));
+                payload.reply_parameters = Some(ReplyParameters::new(MessageId(*id)));
             }
-            request.await.map(|m| Some(m.id.0))
+            if class == Class::Broadcast && shared.config.budget.paid_broadcast {
+                payload.allow_paid_broadcast = Some(true);
+            }
+            shared.client.call::<_, teloxide::types::Message>("sendMessage", &payload).await.map(|m| Some(m.id.0))
         }
-        Out::Document { chat_id, file_name, caption, content } => bot
-            .send_document(ChatId(*chat_id), InputFile::memory(content.clone().into_bytes()).file_name(file_name.clone()))
-            .caption(caption.clone())
-            .await
-            .map(|m| Some(m.id.0)),
+        Out::Document { chat_id, file_name, caption, content } => {
+            shared.health.gate_waited(class, shared.gate.acquire(*chat_id, class).await);
+            shared
+                .bot
+                .send_document(ChatId(*chat_id), InputFile::memory(content.clone().into_bytes()).file_name(file_name.clone()))
+                .caption(caption.clone())
+                .await
+                .map(|m| Some(m.id.0))
+        }
         Out::Edit { chat_id, message_id, message } => {
-            let mut request = bot
-                .edit_message_text(ChatId(*chat_id), MessageId(*message_id), message.text.clone())
-                .parse_mode(ParseMode::Html)
-                .link_preview_options(no_preview());
+            shared.health.gate_waited(class, shared.gate.acquire(*chat_id, class).await);
+            let mut payload = EditMessageText::new(ChatId(*chat_id), MessageId(*message_id), message.text.clone());
+            payload.parse_mode = Some(ParseMode::Html);
+            payload.link_preview_options = Some(no_preview());
             if !message.keyboard.is_empty() {
-                request = request.reply_markup(keyboard(message));
+                payload.reply_markup = Some(keyboard(message));
             }
-            request.await.map(|_| None)
+            shared.client.call::<_, serde_json::Value>("editMessageText", &payload).await.map(|_| None)
         }
-        Out::AnswerCallback { id } => bot.answer_callback_query(CallbackQueryId(id.clone())).await.map(|_| None),
+        Out::AnswerCallback { id } => {
+            // Not a message: outside the budgets, but it waits out a global pause.
+            shared.gate.unpaused().await;
+            shared.client.call::<_, bool>("answerCallbackQuery", &AnswerCallbackQuery::new(CallbackQueryId(id.clone()))).await.map(|_| None)
+        }
     }
 }
 
@@ -1030,11 +1080,15 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// Telegram asked to wait `seconds` (429): no message leaves before then. Returns when sending may go on.
-fn pause_sending(shared: &Shared, seconds: u64) -> i64 {
+/// Telegram refused a message to `chat` with 429 `retry_after`: the gate pauses that chat, or
+/// everything when the refusal looks global. Returns when the chat may be written to again.
+fn pause_sending(shared: &Shared, chat: i64, seconds: u64) -> i64 {
     let until = now_ms() + seconds as i64 * 1000;
-    shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
-    tracing::warn!(seconds, "Telegram asks to slow down");
+    let scope = shared.gate.refused(chat, Duration::from_secs(seconds));
+    if scope == Scope::Everything {
+        shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
+    }
+    tracing::warn!(seconds, everything = scope == Scope::Everything, "Telegram asks to slow down");
     until
 }
 
@@ -1051,15 +1105,23 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
     if attempts > 0 && !matches!(op, Out::AnswerCallback { .. }) {
         // The reply is taking a moment: show that the bot is working on it. If Telegram asks to
         // slow down even for that, the message waits as long as it was told.
-        if let Err(e) = shared.bot.send_chat_action(ChatId(chat_id), ChatAction::Typing).await
+        shared.gate.unpaused().await;
+        let typing = teloxide::payloads::SendChatAction::new(ChatId(chat_id), ChatAction::Typing);
+        if let Err(e) = shared.client.call::<_, bool>("sendChatAction", &typing).await
             && let Failure::RetryAfter(seconds) = classify(&e)
         {
-            let until = pause_sending(shared, seconds);
+            let until = pause_sending(shared, chat_id, seconds);
             let _ = shared.store().outbox_retry(id, until);
             return;
         }
     }
-    let result = execute(&shared.bot, &op).await;
+    let result = execute(shared, &op, op.class()).await;
+    if let Err(e) = &result
+        && classify(e) == Failure::Retry
+        && !matches!(op, Out::AnswerCallback { .. })
+    {
+        shared.gate.give_back(chat_id, op.class());
+    }
     let mut store = shared.store();
     let outcome = match &result {
         Ok(sent) => {
@@ -1093,10 +1155,10 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
         }
         Failure::Retry => {
             tracing::debug!(chat = chat_id, error = ?error, attempt = attempts + 1, "send failed; will retry");
-            let _ = store.outbox_retry(id, now_ms() + backoff(attempts + 1).as_millis() as i64);
+            let _ = store.outbox_retry(id, now_ms() + send_backoff(attempts + 1, id).as_millis() as i64);
         }
         Failure::RetryAfter(seconds) => {
-            let until = pause_sending(shared, seconds);
+            let until = pause_sending(shared, chat_id, seconds);
             let _ = store.outbox_retry(id, until);
         }
         Failure::Blocked => {
@@ -1130,6 +1192,11 @@ mod tests {
         assert_eq!(classify(&RequestError::Api(ApiError::MessageToEditNotFound)), Failure::EditToSend);
         assert_eq!(classify(&RequestError::Api(ApiError::MessageTextIsEmpty)), Failure::Permanent);
         assert!(backoff(1) < backoff(2) && backoff(50) == Duration::from_secs(30));
+        for attempt in 1..12 {
+            let base = (200u64 << (attempt.min(8) - 1)).min(20_000);
+            let wait = send_backoff(attempt, attempt * 7).as_millis() as u64;
+            assert!((base / 2..=base * 3 / 2).contains(&wait), "attempt {attempt}: {wait} ms");
+        }
     }
 
     #[test]

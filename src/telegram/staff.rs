@@ -171,7 +171,7 @@ fn relay(shared: &Shared, content: &Content, lang: &str, turn: &Turn, text: &str
     drop(store);
     let staff_lang = crate::content::DEFAULT_LANG;
     for message in messages(&desk::say(content, staff_lang, "desk_user_reply", &[("user", &user.0.to_string()), ("text", text)])) {
-        ops.push(Out::Send { chat_id: chat, message, reply_to: Some(message_id as i32), post_of: None, report_of: None });
+        ops.push(Out::Send { chat_id: chat, message, reply_to: Some(message_id as i32), post_of: None, report_of: None, class: None });
     }
     say(content, lang, turn.chat_id, "desk_relayed", &[], ops);
     Ok(true)
@@ -375,7 +375,7 @@ pub(super) fn handoff_posts(content: &Content, staff_chat: Option<i64>, record: 
         let n = parts.len();
         for (i, message) in parts.into_iter().enumerate() {
             let post_of = (i + 1 == n).then_some(*inquiry_id);
-            out.push(Out::Send { chat_id: staff_chat, message, reply_to: None, post_of, report_of: None }.queue(staff_chat));
+            out.push(Out::Send { chat_id: staff_chat, message, reply_to: None, post_of, report_of: None, class: None }.queue(staff_chat));
         }
     }
     out

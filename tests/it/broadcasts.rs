@@ -104,7 +104,7 @@ async fn wait_done(dir: &std::path::Path, id: i64, timeout: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_reaches_exactly_the_matching_subscribers_once_within_the_rates() {
     let api = FakeBotApi::start(TOKEN).await;
-    api.set_rate_limits(Some(RateLimits { global_per_second: 120, per_chat_per_second: 1, per_group_per_minute: 20 }));
+    api.set_rate_limits(Some(RateLimits { global_per_second: 120, per_chat_per_second: 1, per_group_per_minute: 20, per_chat_burst: 1 }));
     let dir = std::env::temp_dir().join(format!("sme-advisor-bc-exact-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let matching = subscribe(&dir, &api, 1000);
@@ -317,4 +317,68 @@ fn call_files_are_checked_with_positions() {
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_during_a_broadcast_at_telegrams_limits_waits_for_nothing() {
+    let api = std::sync::Arc::new(FakeBotApi::start(TOKEN).await);
+    // Telegram's limits: 30 a second in all, a burst of 3 then one a second per chat.
+    api.set_rate_limits(Some(RateLimits::default()));
+    let dir = std::env::temp_dir().join(format!("sme-advisor-bc-talk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let matching = subscribe(&dir, &api, 1600);
+    assert_eq!(matching.len(), 200);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _bot = Bot::start_in(&api, dir.clone(), &[("METRICS_LISTEN", &format!("127.0.0.1:{port}"))]);
+    let id = send_call(&dir);
+    api.wait_until("the broadcast to start", WAIT, |a| matching.iter().any(|c| received(a, *c) > 0)).await;
+    let started = Instant::now();
+    // Ten users ask a question every 1.2 s while the call goes out.
+    let mut tasks = tokio::task::JoinSet::new();
+    for user in 0..10i64 {
+        let api = api.clone();
+        tasks.spawn(async move {
+            let chat = 9_000 + user;
+            let mut latencies = Vec::new();
+            for i in 0..6 {
+                let before = api.messages(chat).len();
+                let asked = Instant::now();
+                api.push_text(chat, chat, "en", &format!("what is empretec {i}"));
+                api.wait_until("an answer during the broadcast", WAIT, |a| a.messages(chat).len() > before).await;
+                latencies.push(asked.elapsed());
+                tokio::time::sleep(Duration::from_millis(1_200).saturating_sub(asked.elapsed())).await;
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done.unwrap());
+    }
+    wait_done(&dir, id, Duration::from_secs(40)).await;
+    let took = started.elapsed();
+    latencies.sort();
+    assert_eq!(latencies.len(), 60);
+    // What the bot controls: no reply waited over 100 ms for the limits (the end-to-end time also
+    // holds the fake server and the machine's load; README gives it measured on a quiet machine).
+    let metrics = crate::hostile::get(port, "/metrics").1;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(value("sme_gate_passed_total{class=\"reply\"}") >= 60.0, "{metrics}");
+    assert_eq!(value("sme_gate_waited_over_100ms_total{class=\"reply\"}"), 0.0, "{metrics}");
+    assert!(value("sme_gate_passed_total{class=\"broadcast\"}") >= 200.0, "{metrics}");
+    assert!(latencies[59] < Duration::from_millis(1_500), "replies during the broadcast: {latencies:?}");
+    let stats = api.fault_stats();
+    assert_eq!(stats.too_many_requests, 0, "the bot paces itself: no 429");
+    assert_eq!(stats.sends_during_retry_after, 0);
+    for chat in &matching {
+        assert_eq!(received(&api, *chat), 1, "chat {chat}");
+    }
+    // The broadcast uses what the replies leave: 25 a second at most, about 8 a second for replies.
+    let rate = matching.len() as f64 / took.as_secs_f64();
+    assert!(rate > 12.0, "the broadcast went at {rate:.1} a second");
 }

@@ -61,6 +61,7 @@ async fn a_storm_of_429s_is_waited_out_without_losing_or_doubling_a_reply() {
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(api.too_many_requests_count(), 40, "the storm happened");
+    assert_eq!(api.fault_stats().sends_during_retry_after, 0, "nothing sent to a chat before its retry_after ran out");
     for &u in &users {
         let menus =
             api.messages(u).iter().filter(|m| m.plain_text.as_deref().is_some_and(|t| t.contains("What does your business need?"))).count();

@@ -237,12 +237,31 @@ async fn flaky_sends_and_dropped_connections_still_answer_every_message() {
     api.set_faults(Faults { server_error_probability: 0.10, drop_probability: 0.02, ..Faults::default() });
     let bot = Bot::start(&api, "faults", &[("RUST_LOG", "debug")]);
     let users: Vec<i64> = (0..8).map(|i| 5000 + i).collect();
+    let api = std::sync::Arc::new(api);
+    let mut tasks = tokio::task::JoinSet::new();
     for &u in &users {
-        api.push_text(u, u, "en", "tell me about genilem");
-        api.push_text(u, u, "en", "what is empretec");
+        let api = api.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            for question in ["tell me about genilem", "what is empretec", "credit in uganda"] {
+                let before = api.messages(u).len();
+                let asked = std::time::Instant::now();
+                api.push_text(u, u, "en", question);
+                api.wait_until("an answer despite faults", Duration::from_secs(30), |a| a.messages(u).len() > before).await;
+                latencies.push(asked.elapsed());
+            }
+            latencies
+        });
     }
-    api.wait_until("every message answered despite faults", Duration::from_secs(60), |a| users.iter().all(|u| a.messages(*u).len() >= 2))
-        .await;
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done.unwrap());
+    }
+    latencies.sort();
+    // teloxide alone sleeps 10 s after every 5xx; the bot's own sender retries after a few hundred
+    // ms. The bound leaves room for a loaded test machine; the benchmark measures p99 (README).
+    assert!(latencies[latencies.len() - 1] < Duration::from_secs(5), "slowest answers: {:?}", &latencies[latencies.len() - 4..]);
+    assert!(latencies[latencies.len() / 2] < Duration::from_secs(1), "median answer: {:?}", latencies[latencies.len() / 2]);
     let stats = api.fault_stats();
     assert!(stats.server_errors + stats.dropped > 0, "faults were injected: {stats:?}");
     for &u in &users {

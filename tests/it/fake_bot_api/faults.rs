@@ -73,11 +73,14 @@ pub struct RateLimits {
     /// At most this many messages to one group (negative chat id) in any 60 s window
     /// (Telegram: 20).
     pub per_group_per_minute: u32,
+    /// Above 1, a chat may get this many messages at once, then `per_chat_per_second` (a token
+    /// bucket, as Telegram tolerates short bursts); 1 means a strict window.
+    pub per_chat_burst: u32,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        RateLimits { global_per_second: 30, per_chat_per_second: 1, per_group_per_minute: 20 }
+        RateLimits { global_per_second: 30, per_chat_per_second: 1, per_group_per_minute: 20, per_chat_burst: 3 }
     }
 }
 
@@ -94,6 +97,9 @@ pub struct FaultStats {
     pub dropped: u64,
     /// Calls held for `slow_by` before they were handled.
     pub slowed: u64,
+    /// Calls that send to a chat while a `retry_after` given for it (or a global one) was still
+    /// running: what gets a bot banned for longer on Telegram.
+    pub sends_during_retry_after: u64,
     /// 403 answers for blocked chats.
     pub forbidden: u64,
 }
@@ -128,6 +134,11 @@ pub struct RateWindows {
     global: VecDeque<Instant>,
     per_chat: HashMap<String, VecDeque<Instant>>,
     per_group: HashMap<String, VecDeque<Instant>>,
+    /// Token buckets per chat when bursts are allowed: (tokens, last refill).
+    buckets: HashMap<String, (f64, Instant)>,
+    /// The `retry_after` given last, for everything and per chat.
+    global_until: Option<Instant>,
+    chat_until: HashMap<String, Instant>,
 }
 
 pub fn is_rate_limited_method(method: &str) -> bool {
@@ -139,23 +150,55 @@ impl RateWindows {
         *self = RateWindows::default();
     }
 
-    /// Lets a message to `chat` (the `chat_id` as text) through, or returns `retry_after`.
-    pub fn admit(&mut self, limits: &RateLimits, chat: &str, is_group: bool, now: Instant) -> Result<(), u64> {
+    /// Whether a `retry_after` for `chat`, or a global one, is still running.
+    pub fn in_retry_after(&self, chat: &str, now: Instant) -> bool {
+        self.global_until.is_some_and(|u| now < u) || self.chat_until.get(chat).is_some_and(|u| now < *u)
+    }
+
+    /// Remembers a `retry_after` given for `chat` (or everything).
+    pub fn refused(&mut self, chat: &str, global: bool, retry_after: u64, now: Instant) {
+        let until = now + Duration::from_secs(retry_after);
+        if global {
+            self.global_until = Some(self.global_until.map_or(until, |u| u.max(until)));
+        } else {
+            let slot = self.chat_until.entry(chat.to_owned()).or_insert(until);
+            *slot = (*slot).max(until);
+        }
+    }
+
+    /// Lets a message to `chat` (the `chat_id` as text) through, or returns `retry_after` and
+    /// whether the global limit (rather than the chat's) refused it.
+    pub fn admit(&mut self, limits: &RateLimits, chat: &str, is_group: bool, now: Instant) -> Result<(), (u64, bool)> {
         let second = Duration::from_secs(1);
         let minute = Duration::from_secs(60);
+        let global_wait = window_wait(&mut self.global, limits.global_per_second, second, now);
         let mut retry = 0u64;
-        retry = retry.max(window_wait(&mut self.global, limits.global_per_second, second, now));
-        let chat_window = self.per_chat.entry(chat.to_owned()).or_default();
-        retry = retry.max(window_wait(chat_window, limits.per_chat_per_second, second, now));
+        if limits.per_chat_burst > 1 && !is_group {
+            let rate = f64::from(limits.per_chat_per_second.max(1));
+            let burst = f64::from(limits.per_chat_burst);
+            let (tokens, last) = self.buckets.entry(chat.to_owned()).or_insert((burst, now));
+            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+            *last = now;
+            if *tokens < 1.0 {
+                retry = ((1.0 - *tokens) / rate).ceil().max(1.0) as u64;
+            }
+        } else {
+            let chat_window = self.per_chat.entry(chat.to_owned()).or_default();
+            retry = retry.max(window_wait(chat_window, limits.per_chat_per_second, second, now));
+        }
         if is_group {
             let group_window = self.per_group.entry(chat.to_owned()).or_default();
             retry = retry.max(window_wait(group_window, limits.per_group_per_minute, minute, now));
         }
-        if retry > 0 {
-            return Err(retry);
+        if global_wait > 0 || retry > 0 {
+            return Err((global_wait.max(retry), global_wait > 0));
         }
         self.global.push_back(now);
-        self.per_chat.get_mut(chat).expect("inserted above").push_back(now);
+        if let Some((tokens, _)) = self.buckets.get_mut(chat) {
+            *tokens -= 1.0;
+        } else {
+            self.per_chat.entry(chat.to_owned()).or_default().push_back(now);
+        }
         if is_group {
             self.per_group.get_mut(chat).expect("inserted above").push_back(now);
         }

@@ -964,9 +964,19 @@ impl State {
                 return Err(Failure::new(502, "Bad Gateway"));
             }
         }
+        let key = match params.get("chat_id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let limited = is_rate_limited_method(method);
+        if limited && self.windows.in_retry_after(&key, Instant::now()) {
+            self.stats.sends_during_retry_after += 1;
+        }
         if in_scope && self.forced_429_left > 0 {
             self.forced_429_left -= 1;
             self.stats.too_many_requests += 1;
+            self.windows.refused(&key, false, u64::from(self.faults.retry_after), Instant::now());
             return Err(Failure::too_many_requests(u64::from(self.faults.retry_after)));
         }
         let chat_id = params.get("chat_id").and_then(chat_id_of);
@@ -980,17 +990,13 @@ impl State {
             ));
         }
         if let Some(limits) = &self.faults.rate_limits
-            && is_rate_limited_method(method)
+            && limited
         {
-            let key = match params.get("chat_id") {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
             let is_group = chat_id.is_some_and(|id| id < 0);
-            if let Err(retry_after) = self.windows.admit(limits, &key, is_group, Instant::now()) {
+            if let Err((retry_after, global)) = self.windows.admit(limits, &key, is_group, Instant::now()) {
                 self.stats.too_many_requests += 1;
                 self.stats.rate_limited += 1;
+                self.windows.refused(&key, global, retry_after, Instant::now());
                 return Err(Failure::too_many_requests(retry_after));
             }
         }

@@ -505,10 +505,24 @@ async fn wait_until_reports_recent_calls_on_timeout() {
 }
 
 #[tokio::test]
+async fn a_private_chat_may_get_a_short_burst_as_on_telegram() {
+    let fake = fake_with_chat().await;
+    fake.set_rate_limits(Some(RateLimits::default()));
+    let message = json!({"chat_id": USER, "text": "x"});
+    for _ in 0..3 {
+        assert_eq!(send(&fake, message.clone()).await.0, 200);
+    }
+    assert_eq!(send(&fake, message.clone()).await.0, 429, "a burst of 3, then one a second");
+    assert_eq!(fake.fault_stats().sends_during_retry_after, 0);
+    assert_eq!(send(&fake, message).await.0, 429);
+    assert_eq!(fake.fault_stats().sends_during_retry_after, 1);
+}
+
+#[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
     let fake = fake_with_chat().await;
     fake.push_text(USER + 1, USER + 1, "en", "hi");
-    fake.set_rate_limits(Some(RateLimits::default()));
+    fake.set_rate_limits(Some(RateLimits { per_chat_burst: 1, ..RateLimits::default() }));
     let message = |chat: i64| json!({"chat_id": chat, "text": "x"});
 
     assert_eq!(send(&fake, message(USER)).await.0, 200);
@@ -523,17 +537,18 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(call(&fake, "sendChatAction", json!({"chat_id": USER, "action": "typing"})).await.0, 200);
     assert_eq!(fake.too_many_requests_count(), 2);
     assert_eq!(fake.fault_stats().rate_limited, 2);
+    assert_eq!(fake.fault_stats().sends_during_retry_after, 1, "the second try came before retry_after ran out");
     assert_eq!(fake.messages(USER).len(), 1);
 
     // The global limit.
-    fake.set_rate_limits(Some(RateLimits { global_per_second: 2, per_chat_per_second: 10, per_group_per_minute: 20 }));
+    fake.set_rate_limits(Some(RateLimits { global_per_second: 2, per_chat_per_second: 10, per_group_per_minute: 20, per_chat_burst: 1 }));
     assert_eq!(send(&fake, message(USER)).await.0, 200);
     assert_eq!(send(&fake, message(USER + 1)).await.0, 200);
     assert_eq!(send(&fake, message(USER)).await.0, 429);
 
     // Groups: at most N per minute.
     fake.push_group_text(-500, USER, "en", "hi all");
-    fake.set_rate_limits(Some(RateLimits { global_per_second: 100, per_chat_per_second: 100, per_group_per_minute: 2 }));
+    fake.set_rate_limits(Some(RateLimits { global_per_second: 100, per_chat_per_second: 100, per_group_per_minute: 2, per_chat_burst: 1 }));
     assert_eq!(send(&fake, message(-500)).await.0, 200);
     assert_eq!(send(&fake, message(-500)).await.0, 200);
     let (status, body) = send(&fake, message(-500)).await;

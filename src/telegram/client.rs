@@ -1,0 +1,103 @@
+//! A small Bot API client for the calls that send, so a server error comes back at once.
+//!
+//! teloxide's transport sleeps ten seconds after any 5xx before it reports it, which a user
+//! waiting for a reply pays on every failed try. This client posts teloxide's own payload types
+//! as JSON and turns the answer into teloxide's `RequestError`, so the bot's error handling is the
+//! same; the bot's retries add a short backoff with jitter instead. Only the methods the senders
+//! call go through here; documents (rare staff exports) still use teloxide.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use teloxide::types::{ChatId, Seconds};
+use teloxide::{ApiError, RequestError};
+
+/// Posts Bot API methods with a shared HTTP client.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    token: String,
+}
+
+impl Client {
+    pub fn new(http: reqwest::Client, api_url: Option<reqwest::Url>, token: &str) -> Client {
+        let base = api_url.unwrap_or_else(|| reqwest::Url::parse("https://api.telegram.org").expect("a valid address"));
+        Client { http, base, token: token.to_string() }
+    }
+
+    fn url(&self, method: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(&format!("bot{}", self.token)).push(method);
+        }
+        url
+    }
+
+    /// Calls `method` with `payload` as JSON; the result, or the error as teloxide reports it.
+    pub async fn call<P: Serialize, R: DeserializeOwned>(&self, method: &str, payload: &P) -> Result<R, RequestError> {
+        let body = serde_json::to_vec(payload).map_err(|e| RequestError::InvalidJson { source: e.into(), raw: String::new().into() })?;
+        let response = self
+            .http
+            .post(self.url(method))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| RequestError::Network(std::sync::Arc::new(e.without_url())))?;
+        let text = response.text().await.map_err(|e| RequestError::Network(std::sync::Arc::new(e.without_url())))?;
+        parse(&text)
+    }
+}
+
+/// A Bot API answer (`{"ok": true, "result": ...}` or an error with its parameters) as a result.
+pub fn parse<R: DeserializeOwned>(text: &str) -> Result<R, RequestError> {
+    let invalid =
+        |e: serde_json::Error| RequestError::InvalidJson { source: e.into(), raw: text.chars().take(500).collect::<String>().into() };
+    let value: Value = serde_json::from_str(text).map_err(invalid)?;
+    if value.get("ok").and_then(Value::as_bool) == Some(true) {
+        return serde_json::from_value(value.get("result").cloned().unwrap_or(Value::Null)).map_err(invalid);
+    }
+    let parameters = value.get("parameters");
+    if let Some(seconds) = parameters.and_then(|p| p.get("retry_after")).and_then(Value::as_u64) {
+        return Err(RequestError::RetryAfter(Seconds::from_seconds(seconds.min(u64::from(u32::MAX)) as u32)));
+    }
+    if let Some(chat) = parameters.and_then(|p| p.get("migrate_to_chat_id")).and_then(Value::as_i64) {
+        return Err(RequestError::MigrateToChatId(ChatId(chat)));
+    }
+    let description = value.get("description").and_then(Value::as_str).unwrap_or("").to_string();
+    let code = value.get("error_code").and_then(Value::as_u64).unwrap_or(0);
+    if code >= 500 {
+        // Unknown API errors are retried, as with teloxide; no ten-second sleep first.
+        return Err(RequestError::Api(ApiError::Unknown(description)));
+    }
+    let error = serde_json::from_value::<ApiError>(Value::String(description.clone())).unwrap_or(ApiError::Unknown(description));
+    Err(RequestError::Api(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_become_teloxide_results_and_errors() {
+        assert!(parse::<bool>(r#"{"ok":true,"result":true}"#).unwrap());
+        let e = parse::<bool>(
+            r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}}"#,
+        );
+        assert!(matches!(e, Err(RequestError::RetryAfter(s)) if s.seconds() == 7));
+        let e = parse::<bool>(r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#);
+        assert!(matches!(e, Err(RequestError::Api(ApiError::BotBlocked))));
+        let e = parse::<bool>(r#"{"ok":false,"error_code":502,"description":"Bad Gateway"}"#);
+        assert!(matches!(e, Err(RequestError::Api(ApiError::Unknown(_)))));
+        assert!(matches!(parse::<bool>("<html>"), Err(RequestError::InvalidJson { .. })));
+    }
+
+    #[test]
+    fn the_method_address_is_the_bot_api_one() {
+        let client = Client::new(reqwest::Client::new(), Some(reqwest::Url::parse("http://127.0.0.1:8081/").unwrap()), "1:abc");
+        assert_eq!(client.url("sendMessage").as_str(), "http://127.0.0.1:8081/bot1:abc/sendMessage");
+        let client = Client::new(reqwest::Client::new(), None, "1:abc");
+        assert_eq!(client.url("getMe").as_str(), "https://api.telegram.org/bot1:abc/getMe");
+    }
+}
