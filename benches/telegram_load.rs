@@ -18,6 +18,11 @@
 //! each with a profile, a session and an inquiry (one user through the engine, the rest copies of
 //! its rows), to measure memory with a populated database.
 //!
+//! `LOAD_LIMITS=1` makes the fake enforce Telegram's flood limits (30 messages a second in all, a
+//! burst of 3 then one a second per chat, 20 a minute per group) and the report counts its 429s and
+//! the sends made while a `retry_after` was running; `LOAD_FAULTS=1` answers 10% of sends and
+//! edits 502 and drops 2% of their connections.
+//!
 //! Environment overrides: `LOAD_USERS` (default 500), `LOAD_CONCURRENCY` (default 50),
 //! `LOAD_TIMEOUT_SECS` (default 300). `WORKERS` is passed on to the bot if set. The process exits
 //! non-zero when the run timed out or a user could not finish; figures above the aims are printed,
@@ -66,6 +71,8 @@ struct Settings {
     db_users: usize,
     concurrency: usize,
     timeout: Duration,
+    limits: bool,
+    faults: bool,
 }
 
 /// What the users recorded so far (kept when the run times out).
@@ -241,6 +248,8 @@ fn main() -> ExitCode {
         db_users: env_number("LOAD_DB_USERS", 0) as usize,
         concurrency: env_number("LOAD_CONCURRENCY", 50) as usize,
         timeout: Duration::from_secs(env_number("LOAD_TIMEOUT_SECS", 300)),
+        limits: env_number("LOAD_LIMITS", 0) == 1,
+        faults: env_number("LOAD_FAULTS", 0) == 1,
     };
     // Two threads for the fake server and the simulated users: the machine the figures were
     // taken on has two cores, shared with the bot.
@@ -262,6 +271,15 @@ async fn run(settings: Settings) -> ExitCode {
         }
     };
     let api = FakeBotApi::start(TOKEN).await;
+    let mut faults = fake_bot_api::Faults::default();
+    if settings.limits {
+        faults.rate_limits = Some(fake_bot_api::RateLimits::default());
+    }
+    if settings.faults {
+        faults.server_error_probability = 0.10;
+        faults.drop_probability = 0.02;
+    }
+    api.set_faults(faults);
     let mut bot = Bot::start(&api, &dir, &[]);
     let pid = bot.pid().to_string();
     if let Err(message) = bot.ready(&api).await {
@@ -421,9 +439,11 @@ async fn run(settings: Settings) -> ExitCode {
     println!();
     println!("== sme-advisor Telegram load benchmark ==");
     println!(
-        "reproduce : LOAD_USERS={} LOAD_CONCURRENCY={} LOAD_TIMEOUT_SECS={} cargo bench --bench telegram_load",
+        "reproduce : LOAD_USERS={} LOAD_CONCURRENCY={} LOAD_LIMITS={} LOAD_FAULTS={} LOAD_TIMEOUT_SECS={} cargo bench --bench telegram_load",
         settings.users,
         settings.concurrency,
+        u8::from(settings.limits),
+        u8::from(settings.faults),
         settings.timeout.as_secs()
     );
     println!(
@@ -473,6 +493,21 @@ async fn run(settings: Settings) -> ExitCode {
     );
     println!("{:<44} {:>14}", "updates handled (replies seen)", updates);
     println!("{:<44} {:>14}", "bot calls refused by the fake (bot_errors)", bot_errors.len());
+    let stats = api.fault_stats();
+    let messages = calls.iter().filter(|c| c.method.starts_with("send") && c.method != "sendChatAction").count().max(1);
+    println!(
+        "{:<44} {:>14}   < 1 per 1,000 messages: {}",
+        "429 answers (Telegram's limits in the fake)",
+        format!("{} ({:.2}/1000)", stats.too_many_requests, 1000.0 * stats.too_many_requests as f64 / messages as f64),
+        if (stats.too_many_requests as f64) < messages as f64 / 1000.0 { "met" } else { "NOT MET" }
+    );
+    println!(
+        "{:<44} {:>14}   0: {}",
+        "sends during a running retry_after",
+        stats.sends_during_retry_after,
+        if stats.sends_during_retry_after == 0 { "met" } else { "NOT MET" }
+    );
+    println!("{:<44} {:>14}", "5xx answered / connections dropped", format!("{} / {}", stats.server_errors, stats.dropped));
     println!("{:<44} {:>14}", "user errors (timeouts, missing buttons)", results.errors.len());
     println!();
     println!("per step (update pushed -> expected text shown):");
