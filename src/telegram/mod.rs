@@ -827,7 +827,7 @@ pub fn outgoing(turn: &inbound::Turn, step: &engine::Step) -> Vec<Outgoing> {
     if let Some(callback) = &turn.callback {
         ops.push(Out::AnswerCallback { id: callback.id.clone() });
     }
-    let messages: Vec<Message> = step.replies.iter().flat_map(render::render).filter(|m| !m.text.is_empty()).collect();
+    let messages = render::join(step.replies.iter().flat_map(render::render).filter(|m| !m.text.is_empty()).collect());
     let edit_target = match (&turn.callback, &turn.input) {
         (Some(cb), Input::Button(data)) if data.starts_with("s:") || data == "m" || data == "b" => cb.message_id,
         _ => None,

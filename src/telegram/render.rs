@@ -66,6 +66,26 @@ pub fn render(reply: &Reply) -> Vec<Message> {
         .collect()
 }
 
+/// Joins a message without buttons to the one after it when both fit in one Telegram message
+/// (a greeting and the menu, a flow's intro and its question): half the sends that count against
+/// Telegram's limits, and one notification on the phone instead of two.
+pub fn join(messages: Vec<Message>) -> Vec<Message> {
+    let mut joined: Vec<Message> = Vec::with_capacity(messages.len());
+    for message in messages {
+        if let Some(last) = joined.last_mut()
+            && last.keyboard.is_empty()
+            && last.text.chars().count() + 2 + message.text.chars().count() <= MAX_MESSAGE_CHARS
+        {
+            last.text.push_str("\n\n");
+            last.text.push_str(&message.text);
+            last.keyboard = message.keyboard;
+            continue;
+        }
+        joined.push(message);
+    }
+    joined
+}
+
 /// Splits text into parts of at most `max` characters, at paragraph breaks, else line breaks,
 /// else spaces, never inside an HTML entity or tag.
 pub fn split(text: &str, max: usize) -> Vec<String> {
@@ -125,5 +145,19 @@ mod tests {
         let b = |l: &str| Button { label: l.into(), data: l.into() };
         let rows = layout(&[b("Yes"), b("No"), b("A much longer label here"), b("Menu")]);
         assert_eq!(rows.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1, 1]);
+    }
+
+    #[test]
+    fn a_message_without_buttons_joins_the_next_when_both_fit() {
+        let m = |text: &str, buttons: bool| Message {
+            text: text.to_string(),
+            keyboard: if buttons { vec![vec![("Menu".to_string(), "m".to_string())]] } else { Vec::new() },
+        };
+        let joined = join(vec![m("Hello!", false), m("What does your business need?", true), m("A card", true)]);
+        assert_eq!(joined.len(), 2);
+        assert_eq!(joined[0].text, "Hello!\n\nWhat does your business need?");
+        assert_eq!(joined[0].keyboard.len(), 1);
+        let long = "x".repeat(MAX_MESSAGE_CHARS - 5);
+        assert_eq!(join(vec![m(&long, false), m("more text", true)]).len(), 2, "too long together");
     }
 }

@@ -24,7 +24,7 @@ fn hostile_texts() -> Vec<String> {
         "/broadcast \u{202e}evil",
         "/start ../../../etc",
         "/start İ",
-        "/menu@other_bot",
+        "/menu@sme_advisor_test_bot now",
         "/ﬁnance",
         "İstanbul ßtraße ǅemal ﬁnance",
         "مرحبا أريد قرضا لمزرعتي في السودان",
