@@ -104,7 +104,11 @@ fn no_invented_contacts_in_the_knowledge_base() {
     let url = regex::Regex::new(r"(?i)\b(https?://|www\.)").unwrap();
     for file in support::shipped_sources().iter().filter(|f| f.path.starts_with("knowledge")) {
         for (n, line) in file.text.lines().enumerate() {
-            let hit = phone.is_match(line) && !line.trim_start().starts_with("reviewed") || email.is_match(line) || url.is_match(line);
+            // Dates are not phone numbers; `link = "https://..."` is an entry's official address,
+            // whose domain the loader checks against knowledge/links.toml.
+            let dated = ["reviewed", "status_checked", "checked"].iter().any(|k| line.trim_start().starts_with(k));
+            let link = line.trim_start().starts_with("link = \"https://");
+            let hit = phone.is_match(line) && !dated || email.is_match(line) || url.is_match(line) && !link;
             assert!(!hit, "{}:{}: looks like a contact or address: {line}", file.path, n + 1);
         }
     }
