@@ -997,11 +997,10 @@ impl<'c> Turn<'c> {
     }
 
     /// The status of a programme from the report: whether it still runs, when that was checked, and
-    /// what replaced it. Nothing for programme calls, which are current by nature, nor for guidance
-    /// (general or from the report), which is no programme that could stop, unless it is marked ended.
+    /// what replaced it. Nothing for programme calls, which are current by nature, nor for guides,
+    /// which are advice and no programme that could stop.
     fn status_lines(&self, entry: &Entry) -> Vec<String> {
-        let guidance = entry.general || entry.kind == Kind::PolicyGuidance;
-        if entry.is_call() || guidance && entry.status != Some(Status::Ended) {
+        if entry.is_call() || entry.is_guide() {
             return Vec::new();
         }
         let lang = self.lang();
