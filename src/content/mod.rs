@@ -63,6 +63,7 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("why_fits_global", &["matches"]),
     ("recommend_intro", &["profile"]),
     ("recommend_intro_global", &["profile"]),
+    ("recommend_intro_anywhere", &["profile"]),
     ("recommend_none", &["profile"]),
     ("recommend_end", &[]),
     ("details_offers", &[]),

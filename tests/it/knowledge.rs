@@ -340,6 +340,13 @@ fn an_owner_from_any_country_gets_the_global_programmes_and_can_always_go_on() {
         }
         let cards: Vec<_> = last.iter().filter(|r| r.title.is_some()).collect();
         assert!(!cards.is_empty(), "{lang}: recommendations without a country");
+        let anywhere = content.message("recommend_intro_anywhere", &lang, &[("profile", "")]);
+        let head = anywhere.split('(').next().expect("text");
+        assert!(last.iter().any(|r| r.text.starts_with(head)), "{lang}: the intro says they work across countries");
+        for card in &cards {
+            let id = content.entries.iter().find(|e| Some(&content.entry_text(e, &lang).name) == card.title.as_ref()).expect("an entry");
+            assert!(id.countries.iter().any(|c| c == content::GLOBAL), "{lang}: {} works anywhere", id.id);
+        }
         // A country the report never names: global programmes, and the intro says they work across countries.
         let profile = Profile { country: Some("nepal".into()), ..Profile::default() };
         let fits = engine::recommend(content, &profile, Some("credit"), None);
