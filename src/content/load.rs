@@ -240,6 +240,9 @@ struct PendingTarget {
     loc: Loc,
 }
 
+/// Whether an optional text of an entry is given in one language.
+type Given = fn(&EntryText) -> bool;
+
 fn err(diags: &mut Vec<Diagnostic>, loc: &Loc, message: impl Into<String>) {
     diags.push(Diagnostic { loc: loc.clone(), message: message.into() });
 }
@@ -1005,21 +1008,11 @@ impl Builder {
             lt.finish();
         }
         // An optional text given in one language must be given in every language.
-        for (key, has) in [
-            ("tip", texts.values().filter(|t: &&EntryText| t.tip.is_some()).count()),
-            ("business", texts.values().filter(|t: &&EntryText| t.business.is_some()).count()),
-            ("successor", texts.values().filter(|t: &&EntryText| t.successor.is_some()).count()),
-        ] {
-            if has > 0 && has < texts.len() {
-                let missing: Vec<String> = texts
-                    .iter()
-                    .filter(|(_, t)| match key {
-                        "tip" => t.tip.is_none(),
-                        "business" => t.business.is_none(),
-                        _ => t.successor.is_none(),
-                    })
-                    .map(|(l, _)| format!("`[{l}] {key}`"))
-                    .collect();
+        let optional: [(&str, Given); 3] =
+            [("tip", |t| t.tip.is_some()), ("business", |t| t.business.is_some()), ("successor", |t| t.successor.is_some())];
+        for (key, given) in optional {
+            let missing: Vec<String> = texts.iter().filter(|(_, t)| !given(t)).map(|(l, _)| format!("`[{l}] {key}`")).collect();
+            if !missing.is_empty() && missing.len() < texts.len() {
                 err(&mut self.diags, &loc, format!("`{key}` is given in some languages but missing: {}", missing.join(", ")));
             }
         }
