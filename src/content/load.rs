@@ -58,13 +58,6 @@ use super::reader::{File, Table, did_you_mean};
 use super::*;
 use crate::matching::{Index, Match};
 
-/// Whether `status`, `evidence` (unless `general = true`) and, for agency entries, `business` are
-/// required, and every cited paragraph needs a quote. It was off while the content was brought to
-/// the round-2 format (issue 12); every entry carries them now.
-pub const ROUND2_REQUIRED: bool = true;
-/// Whether a text that uses a rendering the glossary forbids makes the content invalid (when off,
-/// `check` prints such uses as warnings). On since the content follows the glossary.
-pub const GLOSSARY_ENFORCED: bool = true;
 /// The longest evidence quote, in words (the format asks for "about 30").
 pub const MAX_QUOTE_WORDS: usize = 40;
 
@@ -167,10 +160,9 @@ pub fn from_sources_with(
         }
         b.diags.extend(file.into_diagnostics());
     }
-    if GLOSSARY_ENFORCED {
-        let glossary = b.glossary.clone();
-        b.diags.extend(glossary_findings(files, &glossary));
-    }
+    // Texts shown to users follow the glossary.
+    let glossary = b.glossary.clone();
+    b.diags.extend(glossary_findings(files, &glossary));
     b.finish()
 }
 
@@ -897,9 +889,7 @@ impl Builder {
                 parsed
             }
             None => {
-                if ROUND2_REQUIRED {
-                    file.error(&t.span, "missing required key `status` (\"active\", \"ended\" or \"unknown\")");
-                }
+                file.error(&t.span, "missing required key `status` (\"active\", \"ended\" or \"unknown\")");
                 None
             }
         };
@@ -953,11 +943,11 @@ impl Builder {
         if general && !evidence.is_empty() {
             err(&mut self.diags, &loc, "a general-guidance entry (`general = true`) is not from the report and carries no `evidence`");
         }
-        if ROUND2_REQUIRED && !general && evidence.is_empty() {
+        if !general && evidence.is_empty() {
             err(&mut self.diags, &loc, "missing `evidence`: verbatim quotes from the cited paragraphs (or `general = true`)");
         }
-        // Every cited paragraph is backed by a quote, once evidence is given.
-        if ROUND2_REQUIRED && !evidence.is_empty() {
+        // Every cited paragraph is backed by a quote (a missing `evidence` is reported once, above).
+        if !evidence.is_empty() {
             for (n, ploc) in &paragraph_locs {
                 if !evidence.iter().any(|e| e.paragraph == Some(*n)) {
                     err(&mut self.diags, ploc, format!("paragraph {n} is cited but no `evidence` quote comes from it"));
@@ -1000,7 +990,7 @@ impl Builder {
             }
             let Some(lt) = Table::new(file, value, &format!("`{lang}`")) else { continue };
             let text = self.entry_text(&lt);
-            if audience == Audience::Agency && text.business.is_none() && ROUND2_REQUIRED {
+            if audience == Audience::Agency && text.business.is_none() {
                 lt.file.error(&lt.span, "an entry for agencies needs `business`: one line on what it means for a business");
             }
             texts.insert(lang.clone(), text);

@@ -10,10 +10,7 @@ pub mod reader;
 
 use std::collections::{BTreeMap, HashMap};
 
-pub use load::{
-    ExtraExample, GLOSSARY_ENFORCED, ROUND2_REQUIRED, SourceFile, from_sources, from_sources_with, glossary_findings, load_dirs,
-    load_dirs_with, read_dirs,
-};
+pub use load::{ExtraExample, SourceFile, from_sources, from_sources_with, glossary_findings, load_dirs, load_dirs_with, read_dirs};
 pub use reader::{Diagnostic, Loc};
 
 use crate::matching::Index;
