@@ -942,6 +942,19 @@ fn classify(error: &RequestError) -> Failure {
     }
 }
 
+/// A callback button, or a URL button for a link (data that is an `https://` address the content
+/// allowed); an address that does not parse (the loader prevents it) becomes a menu button rather
+/// than failing the message.
+fn keyboard_button(label: &str, data: &str) -> InlineKeyboardButton {
+    if data.starts_with(engine::LINK_PREFIX) {
+        return match reqwest::Url::parse(data) {
+            Ok(url) => InlineKeyboardButton::url(label.to_string(), url),
+            Err(_) => InlineKeyboardButton::callback(label.to_string(), "m".to_string()),
+        };
+    }
+    InlineKeyboardButton::callback(label.to_string(), data.to_string())
+}
+
 /// Performs one operation once Telegram's limits allow it; returns the id of the message it
 /// sent, if it sent one. `class` places it in the queue for the global budget.
 async fn execute(shared: &Shared, op: &Out, class: Class) -> Result<Option<i32>, RequestError> {
@@ -949,9 +962,7 @@ async fn execute(shared: &Shared, op: &Out, class: Class) -> Result<Option<i32>,
     use teloxide::types::ReplyMarkup;
     let keyboard = |m: &Message| {
         InlineKeyboardMarkup::new(
-            m.keyboard
-                .iter()
-                .map(|row| row.iter().map(|(label, data)| InlineKeyboardButton::callback(label.clone(), data.clone())).collect::<Vec<_>>()),
+            m.keyboard.iter().map(|row| row.iter().map(|(label, data)| keyboard_button(label, data)).collect::<Vec<_>>()),
         )
     };
     match op {
@@ -1183,6 +1194,16 @@ async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_is_a_url_button_and_other_data_a_callback() {
+        let link = keyboard_button("Official website", "https://empretec.unctad.org/");
+        assert!(matches!(&link.kind, teloxide::types::InlineKeyboardButtonKind::Url(u) if u.as_str() == "https://empretec.unctad.org/"));
+        let callback = keyboard_button("Details", "d:empretec");
+        assert!(matches!(&callback.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if d == "d:empretec"));
+        let broken = keyboard_button("Broken", "https://exa mple.org");
+        assert!(matches!(&broken.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if d == "m"));
+    }
 
     #[test]
     fn errors_are_classified_for_retry_block_or_drop() {

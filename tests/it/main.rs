@@ -9,6 +9,7 @@ mod fake_bot_api;
 mod faults;
 mod fuzz_replay;
 mod hostile;
+mod knowledge;
 mod languages;
 mod properties;
 mod robustness;

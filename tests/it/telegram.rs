@@ -185,6 +185,16 @@ async fn questions_links_inline_mode_old_buttons_stickers_and_groups() {
         order[0].contains("EMPRETEC") && order[1].contains("Genilem") && order[2].contains("UNIDO") && order[3].contains("EMPRETEC"),
         "{order:?}"
     );
+    // An entry's official link is a URL button (it opens the page; no callback data).
+    let markup = api.messages(2007)[0].reply_markup.clone().expect("the card has buttons");
+    let rows = markup["inline_keyboard"].as_array().cloned().unwrap_or_default();
+    let link = rows.iter().flat_map(|r| r.as_array().cloned().unwrap_or_default()).find(|b| b.get("url").is_some());
+    assert!(
+        link.as_ref().is_some_and(
+            |b| b["url"].as_str().is_some_and(|u| u.starts_with("https://empretec.unctad.org")) && b.get("callback_data").is_none()
+        ),
+        "{markup}"
+    );
     // A sticker gets a friendly answer.
     api.push_sticker(2005, 2005, "en", "👍");
     wait_text(&api, 2005, "I can only read text messages").await;
@@ -333,12 +343,11 @@ async fn the_webhook_refuses_requests_without_the_secret() {
 
 #[test]
 fn bad_configuration_stops_start_up_with_one_clear_line() {
+    // Per process: test runs of other builds (another schema version) may share the folder.
+    let database = std::env::temp_dir().join(format!("sme-advisor-cfg-{}.sqlite3", std::process::id()));
     let run = |env: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
-        cmd.current_dir(support::root())
-            .arg("serve")
-            .env_remove("TELOXIDE_TOKEN")
-            .env("DATABASE_PATH", std::env::temp_dir().join("sme-advisor-cfg.sqlite3"));
+        cmd.current_dir(support::root()).arg("serve").env_remove("TELOXIDE_TOKEN").env("DATABASE_PATH", &database);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -354,6 +363,9 @@ fn bad_configuration_stops_start_up_with_one_clear_line() {
     // An unreachable Bot API: a clear error, without the token.
     let (ok, err) = run(&[("TELOXIDE_TOKEN", TOKEN), ("TELOXIDE_API_URL", "http://127.0.0.1:9/")]);
     assert!(!ok && err.contains("getMe") && !err.contains(TOKEN), "{err}");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", database.display())).ok();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
