@@ -17,7 +17,7 @@
 //!
 //! # One update cannot hurt the others
 //!
-//! Each update is handled in a task of its own: a panic or an error rolls its transaction back and
+//! Each update is handled under `catch_unwind`: a panic or an error rolls its transaction back and
 //! is retried a few times ([`MAX_TURN_ATTEMPTS`], counted in the database so a crash counts too);
 //! then the update is moved to the quarantine and the user gets a short apology, so the chat's
 //! later updates go on. Every long-running task (intake, workers, senders, scheduler, health
@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures_util::FutureExt as _;
 use serde::{Deserialize, Serialize};
 use teloxide::payloads::{AnswerInlineQuerySetters, GetUpdatesSetters, SendDocumentSetters, SetMyCommandsSetters, SetWebhookSetters};
 use teloxide::requests::Requester;
@@ -618,11 +619,10 @@ async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watch::Receiver
             return;
         }
         let started = std::time::Instant::now();
-        let task = {
-            let shared = shared.clone();
-            tokio::spawn(async move { handle(&shared, update_id).await })
-        };
-        let error = match task.await {
+        // In place rather than in a task of its own: a panic unwinds to here, the turn's
+        // transaction rolls back as it drops, and no thread hand-off is added to every update.
+        let outcome = std::panic::AssertUnwindSafe(handle(shared, update_id)).catch_unwind().await;
+        let error = match outcome {
             Ok(Ok(())) => {
                 shared.health.handled(started.elapsed());
                 return;
@@ -642,10 +642,10 @@ async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watch::Receiver
                 tracing::error!(update_id, attempt, error = %error, "cannot handle an update");
                 error
             }
-            Err(e) => {
+            Err(panic) => {
                 // The panic's own message may quote the user's text: it goes to the quarantine
                 // table for admins, not to the log.
-                let message = if e.is_panic() { panic_message(e.into_panic()) } else { "the task was cancelled".to_string() };
+                let message = panic_message(panic);
                 tracing::error!(update_id, attempt, "handling an update panicked");
                 shared.redactor.clean(&format!("panic: {message}"))
             }
