@@ -86,6 +86,8 @@ pub struct ServeSettings {
     pub test_hooks: bool,
     /// Messages a second over all chats (Telegram allows about 30).
     pub send_rate: usize,
+    /// Messages a second to one chat after a burst of 3 (Telegram allows about 1).
+    pub chat_rate: f64,
 }
 
 impl ServeSettings {
@@ -177,6 +179,13 @@ impl ServeSettings {
                 problem: format!("`{v}` is not a number of messages a second from 1 to 1000 (Telegram allows about 30)"),
             })?,
         };
+        let chat_rate = match get("CHAT_RATE") {
+            None => 1.0,
+            Some(v) => v.parse::<f64>().ok().filter(|r| *r > 0.0 && *r <= 1000.0).ok_or(ConfigError {
+                variable: "CHAT_RATE",
+                problem: format!("`{v}` is not a number of messages a second from 0.01 to 1000 (Telegram allows about 1)"),
+            })?,
+        };
         Ok(ServeSettings {
             token: Secret::new(token),
             api_url,
@@ -189,6 +198,7 @@ impl ServeSettings {
             worker_stuck_secs,
             test_hooks,
             send_rate,
+            chat_rate,
         })
     }
 }

@@ -81,6 +81,9 @@ struct EnvArgs {
     /// Messages a second over all chats (Telegram allows about 30)
     #[arg(long, env = "SEND_RATE", global = true)]
     send_rate: Option<String>,
+    /// Messages a second to one chat after a burst of 3 (Telegram allows about 1)
+    #[arg(long, env = "CHAT_RATE", global = true)]
+    chat_rate: Option<String>,
     /// Address for /healthz, /readyz and /metrics
     #[arg(long, env = "METRICS_LISTEN", global = true)]
     metrics_listen: Option<String>,
@@ -119,6 +122,7 @@ impl EnvArgs {
             "WORKERS" => &self.workers,
             "BOT_API_TIMEOUT_SECS" => &self.bot_api_timeout_secs,
             "SEND_RATE" => &self.send_rate,
+            "CHAT_RATE" => &self.chat_rate,
             "METRICS_LISTEN" => &self.metrics_listen,
             "WORKER_STUCK_SECS" => &self.worker_stuck_secs,
             "SME_ADVISOR_TEST_HOOKS" => &self.sme_advisor_test_hooks,
@@ -368,6 +372,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 test_hooks: settings.test_hooks,
                 budget: telegram::limits::Budget {
                     global_per_second: settings.send_rate,
+                    chat_per_second: settings.chat_rate,
                     paid_broadcast: config.broadcast_rate > 30.0,
                     ..telegram::limits::Budget::default()
                 },
