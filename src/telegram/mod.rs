@@ -362,7 +362,25 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
 /// Runs a long-running task, restarting it when it ends unexpectedly (an error, a panic, or a
 /// return before `stop`); gives up with an error when it fails more than [`MAX_RESTARTS`] times
 /// within a minute.
-async fn supervise<F, Fut>(name: String, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, mut start: F) -> anyhow::Result<()>
+async fn supervise<F, Fut>(name: String, shared: Arc<Shared>, stop: watch::Receiver<bool>, start: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let restarted = || shared.health.restarted();
+    supervise_with(&name, stop, start, |e| shared.redactor.clean(e), restarted, |n| backoff(n as i64)).await
+}
+
+/// [`supervise`] with its side effects passed in: how to clean an error for the log, what to do
+/// on a restart, and the pause before the n-th restart.
+async fn supervise_with<F, Fut>(
+    name: &str,
+    mut stop: watch::Receiver<bool>,
+    mut start: F,
+    clean: impl Fn(&str) -> String,
+    restarted: impl Fn(),
+    pause: impl Fn(usize) -> Duration,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -375,7 +393,7 @@ where
         }
         let why = match outcome {
             Ok(Ok(())) => "it returned".to_string(),
-            Ok(Err(e)) => shared.redactor.clean(&format!("{e:#}")),
+            Ok(Err(e)) => clean(&format!("{e:#}")),
             Err(e) if e.is_panic() => "it panicked".to_string(),
             Err(_) => "it was cancelled".to_string(),
         };
@@ -387,8 +405,8 @@ where
             tracing::error!(task = %name, reason = %why, "a task keeps failing; stopping the bot");
             anyhow::bail!("{name} failed {} times within a minute, the last time because {why}", failures.len());
         }
-        shared.health.restarted();
-        let wait = backoff(failures.len() as i64);
+        restarted();
+        let wait = pause(failures.len());
         tracing::error!(task = %name, reason = %why, restart_in_ms = wait.as_millis() as u64, "a task ended unexpectedly; restarting it");
         tokio::select! {
             _ = stop.changed() => return Ok(()),
@@ -1218,6 +1236,52 @@ mod tests {
             let wait = send_backoff(attempt, attempt * 7).as_millis() as u64;
             assert!((base / 2..=base * 3 / 2).contains(&wait), "attempt {attempt}: {wait} ms");
         }
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_is_restarted_and_one_that_keeps_failing_stops_the_bot() {
+        use std::sync::atomic::AtomicUsize;
+        let (_stop_tx, stop) = watch::channel(false);
+        // Panics twice, fails once, then runs until the bot stops: restarted three times.
+        let runs = Arc::new(AtomicUsize::new(0));
+        let restarts = AtomicUsize::new(0);
+        let (r, (stop_tx2, stop2)) = (runs.clone(), watch::channel(false));
+        let supervised = supervise_with(
+            "flaky",
+            stop2,
+            move || {
+                let n = r.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match n {
+                        0 | 1 => panic!("a bug"),
+                        2 => anyhow::bail!("an error"),
+                        _ => {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            Ok(())
+                        }
+                    }
+                }
+            },
+            str::to_string,
+            || {
+                restarts.fetch_add(1, Ordering::SeqCst);
+            },
+            |_| Duration::from_millis(1),
+        );
+        let stopper = async {
+            while runs.load(Ordering::SeqCst) < 4 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = stop_tx2.send(true);
+        };
+        let (result, ()) = tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(supervised, stopper) }).await.unwrap();
+        assert!(result.is_ok());
+        assert_eq!(restarts.load(Ordering::SeqCst), 3);
+        // A task that always fails: given up after MAX_RESTARTS restarts, with the reason.
+        let result =
+            supervise_with("broken", stop, || async { anyhow::bail!("no database") }, str::to_string, || {}, |_| Duration::ZERO).await;
+        let error = result.unwrap_err().to_string();
+        assert!(error.contains("broken failed 6 times within a minute") && error.contains("no database"), "{error}");
     }
 
     #[test]
