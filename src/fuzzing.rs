@@ -284,7 +284,9 @@ impl<'c> EngineFuzz<'c> {
             let old_button =
                 matches!(choice, Choice::Press(_) | Choice::PressOld(_)) && matches!(&input, Input::Button(d) if seen.contains(d));
             let step = engine::step(self.content, &session, &input, now);
-            let buttons: Vec<String> = step.replies.iter().flat_map(|r| r.buttons.iter().map(|b| b.data.clone())).collect();
+            // A link button opens an address and sends nothing back, so no one can press it here.
+            let buttons: Vec<String> =
+                step.replies.iter().flat_map(|r| r.buttons.iter().filter(|b| !b.is_link()).map(|b| b.data.clone())).collect();
             if !buttons.is_empty() {
                 latest = buttons.clone();
             }
@@ -309,7 +311,7 @@ pub enum Invariant {
     /// answers with its preview), and every reply (title and text) is 1 to 4096 characters.
     Replies,
     /// Every button has a label and 1 to 64 bytes of data that the engine understands when pressed,
-    /// then or later (no "this menu has changed").
+    /// then or later (no "this menu has changed"); a link button opens an address on a listed domain.
     Buttons,
     /// The session waits at a step that exists, and every step on its back stack exists.
     Session,
@@ -404,6 +406,14 @@ impl<'c> Checker<'c> {
             let data = &button.data;
             if button.label.trim().is_empty() {
                 return Err(format!("button `{data}` has no label"));
+            }
+            // A link opens an address on a listed official domain; it sends nothing back.
+            if button.is_link() {
+                let listed = crate::content::link_host(data).is_some_and(|h| self.content.links.iter().any(|l| l.covers(&h)));
+                if !listed {
+                    return Err(format!("link button `{}` is not on a domain of knowledge/links.toml", shorten(data)));
+                }
+                continue;
             }
             if data.is_empty() || data.len() > MAX_BUTTON_DATA_BYTES {
                 return Err(format!("button data of {} bytes: `{}`", data.len(), shorten(data)));

@@ -39,8 +39,20 @@ enum Command {
         #[arg(long, default_value = "en")]
         lang: String,
     },
-    /// Check dialogs/ and knowledge/ and print every problem
-    Check,
+    /// Check dialogs/ and knowledge/ and print every problem; evidence quotes are verified against
+    /// the report when it is found
+    Check {
+        /// Instead of the summary, list entries whose status was last checked more than N days ago
+        /// (or never)
+        #[arg(long, value_name = "N")]
+        stale: Option<i64>,
+        /// The seed report to verify evidence quotes against (default: ../shared/seed/... next to
+        /// the knowledge folder's parent, when it exists)
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Print every entry's official link with the date its domain was checked, for a person to verify
+    Links,
     /// Run the Telegram bot (long polling; webhook mode when WEBHOOK_URL is set)
     Serve,
     /// Review and export logged inquiries
@@ -168,27 +180,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.database_path = db;
     }
     match cli.command {
-        // The examples staff attached are checked too, when there is a database to read them from.
-        Command::Check => match content::load_dirs_with(&config.dialogs_dir, &config.knowledge_dir, &existing_learned(&config)?) {
-            Ok(content) => {
-                println!(
-                    "ok: {} flows, {} intents, {} knowledge entries, {} vocabulary terms, {} languages",
-                    content.flows.len(),
-                    content.intents.len(),
-                    content.entries.len(),
-                    content.vocab.terms.len(),
-                    content.languages.len()
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(diags) => {
-                for d in &diags {
-                    println!("{d}");
-                }
-                eprintln!("{} problem(s) found", diags.len());
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::Check { stale, report } => check(&config, stale, report),
+        Command::Links => links(&config),
         Command::Serve => {
             let settings = ServeSettings::from_lookup(config::var)?;
             let store = open_store(&config)?;
@@ -224,6 +217,95 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `check`: every problem of the content, the evidence verified against the report when it is
+/// found, the glossary's findings; with `--stale N`, the entries whose status needs checking.
+fn check(config: &Config, stale: Option<i64>, report: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    // The examples staff attached are checked too, when there is a database to read them from.
+    let content = match content::load_dirs_with(&config.dialogs_dir, &config.knowledge_dir, &existing_learned(config)?) {
+        Ok(content) => content,
+        Err(diags) => {
+            for d in &diags {
+                println!("{d}");
+            }
+            eprintln!("{} problem(s) found", diags.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut problems = 0;
+    let report_path = report.unwrap_or_else(|| {
+        let base = config.knowledge_dir.parent().map(PathBuf::from).unwrap_or_default();
+        base.join(content::provenance::REPORT_PATH)
+    });
+    match std::fs::read_to_string(&report_path) {
+        Ok(text) => {
+            let findings = content::provenance::check(&content, &content::provenance::Report::parse(&text));
+            for d in &findings.diagnostics {
+                println!("{d}");
+            }
+            problems += findings.diagnostics.len();
+            eprintln!(
+                "provenance: {} quotes verified in {} entries with evidence, {} cited paragraphs checked against {}",
+                findings.quotes_verified,
+                findings.entries_with_evidence,
+                findings.paragraphs_checked,
+                report_path.display()
+            );
+        }
+        Err(_) => eprintln!("note: the report is not at {}; evidence quotes were not verified (--report FILE)", report_path.display()),
+    }
+    if !content::GLOSSARY_ENFORCED {
+        let files = content::read_dirs(&config.dialogs_dir, &config.knowledge_dir).unwrap_or_default();
+        for d in content::glossary_findings(&files, &content.glossary) {
+            eprintln!("warning: {d}");
+        }
+    }
+    if problems > 0 {
+        eprintln!("{problems} problem(s) found");
+        return Ok(ExitCode::FAILURE);
+    }
+    match stale {
+        Some(days) => {
+            let today = sme_advisor::clock::now().div_euclid(86_400);
+            let list = content::stale_entries(&content, today, days);
+            for (entry, age) in &list {
+                let status = entry.status.map_or("(no status)", |s| s.name());
+                let when = match (entry.status_checked.as_deref(), age) {
+                    (Some(date), Some(age)) => format!("checked {date} ({age} days ago)"),
+                    _ => "never checked".to_string(),
+                };
+                println!("{}\t{status}\t{when}\t{}", entry.id, content.entry_text(entry, content::DEFAULT_LANG).provider);
+            }
+            println!("{} of {} entries need a status check (older than {days} days, or never checked)", list.len(), content.entries.len());
+        }
+        None => println!(
+            "ok: {} flows, {} intents, {} knowledge entries, {} vocabulary terms, {} languages",
+            content.flows.len(),
+            content.intents.len(),
+            content.entries.len(),
+            content.vocab.terms.len(),
+            content.languages.len()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `links`: every entry's link and the date its domain was last checked.
+fn links(config: &Config) -> anyhow::Result<ExitCode> {
+    let content = load_content(config, &existing_learned(config)?)?;
+    let mut count = 0;
+    for entry in &content.entries {
+        let Some(link) = &entry.link else { continue };
+        count += 1;
+        let host = content::link_host(link).unwrap_or_default();
+        match content.links.iter().find(|l| l.covers(&host)) {
+            Some(d) => println!("{}\t{link}\t{} ({}) checked {}", entry.id, d.domain, d.organisation, d.checked),
+            None => println!("{}\t{link}\t(domain not listed)", entry.id),
+        }
+    }
+    println!("{count} of {} entries have a link; {} domains listed in knowledge/links.toml", content.entries.len(), content.links.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The learned examples of an existing database; none when there is no database yet.

@@ -43,7 +43,8 @@ pub fn parse_input(line: &str, buttons: &[Button]) -> Input {
     Input::Text(line.to_string())
 }
 
-/// Renders replies as lines, numbering buttons from 1; returns the lines and the buttons in order.
+/// Renders replies as lines, numbering buttons from 1 (links show their address instead); returns the
+/// lines and the numbered buttons in order.
 pub fn render(replies: &[Reply]) -> (Vec<String>, Vec<Button>) {
     let mut lines = Vec::new();
     let mut buttons = Vec::new();
@@ -55,6 +56,11 @@ pub fn render(replies: &[Reply]) -> (Vec<String>, Vec<Button>) {
             lines.push(line.to_string());
         }
         for button in &reply.buttons {
+            // A link opens an address: shown with it, not numbered, since pressing sends nothing back.
+            if button.is_link() {
+                lines.push(format!("  (link) {}: {}", button.label, button.data));
+                continue;
+            }
             buttons.push(button.clone());
             lines.push(format!("  [{}] {}", buttons.len(), button.label));
         }

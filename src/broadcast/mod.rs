@@ -351,7 +351,7 @@ pub fn from_answers(answers: &BTreeMap<String, String>, content: &Content, lang:
 
 /// An open call as a knowledge entry, so free questions find it until its deadline.
 pub fn as_entry(content: &Content, call: &Call, id: i64) -> crate::content::Entry {
-    use crate::content::{Audience, Entry, EntryText, Kind};
+    use crate::content::{Audience, Entry, EntryText, Kind, Status};
     let kind = match call.topics.first().map(String::as_str) {
         Some("financing") => Kind::Financing,
         Some("linkages") => Kind::LinkageProgramme,
@@ -383,6 +383,9 @@ pub fn as_entry(content: &Content, call: &Call, id: i64) -> crate::content::Entr
                 offers: t.offers.clone(),
                 eligible: t.eligible.clone(),
                 approach: format!("{}\n{}", t.apply, call.link.clone().unwrap_or_default()).trim().to_string(),
+                tip: None,
+                business: None,
+                successor: None,
                 examples: Vec::new(),
             };
             (lang.clone(), text)
@@ -398,7 +401,18 @@ pub fn as_entry(content: &Content, call: &Call, id: i64) -> crate::content::Entr
         reviewed: String::new(),
         document: content.message("call_document", DEFAULT_LANG, &[("id", &id.to_string()), ("deadline", &call.deadline)]),
         paragraphs: Vec::new(),
+        annex: false,
         keywords: call.texts.values().map(|t| t.title.to_lowercase()).collect(),
+        sizes: Vec::new(),
+        stages: Vec::new(),
+        // Open until its deadline: the agency published it through the advisor.
+        status: Some(Status::Active),
+        status_checked: None,
+        successor: None,
+        link: None,
+        general: false,
+        money: false,
+        evidence: Vec::new(),
         texts,
         loc: Default::default(),
     }

@@ -54,6 +54,16 @@ use super::reader::{File, Table, did_you_mean};
 use super::*;
 use crate::matching::{Index, Match};
 
+/// Whether `status`, `evidence` (unless `general = true`) and, for agency entries, `business` are
+/// required, and every cited paragraph needs a quote. Off while the content is being brought to the
+/// round-2 format (issue 12), so the main branch stays green; on once every entry carries them.
+pub const ROUND2_REQUIRED: bool = false;
+/// Whether a text that uses a rendering the glossary forbids makes the content invalid. Until then
+/// `check` prints such uses as warnings.
+pub const GLOSSARY_ENFORCED: bool = false;
+/// The longest evidence quote, in words (the format asks for "about 30").
+pub const MAX_QUOTE_WORDS: usize = 40;
+
 /// One content file's path (as shown in diagnostics) and text.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
@@ -143,11 +153,19 @@ pub fn from_sources_with(
                 b.dialog_file(table);
             } else if Path::new(&source.path).file_name().is_some_and(|n| n == "vocabulary.toml") {
                 b.vocabulary_file(table);
+            } else if Path::new(&source.path).file_name().is_some_and(|n| n == "links.toml") {
+                b.links_file(table);
+            } else if Path::new(&source.path).file_name().is_some_and(|n| n == "glossary.toml") {
+                b.glossary_file(table);
             } else {
                 b.entry_file(table);
             }
         }
         b.diags.extend(file.into_diagnostics());
+    }
+    if GLOSSARY_ENFORCED {
+        let glossary = b.glossary.clone();
+        b.diags.extend(glossary_findings(files, &glossary));
     }
     b.finish()
 }
@@ -171,6 +189,10 @@ struct Builder {
     /// Vocabulary references made by entries and steps: (kind accepted, id, where).
     term_refs: Vec<(Vec<VocabKind>, String, Loc)>,
     entry_refs: Vec<(String, Loc)>,
+    /// Hosts of entry links and where they are written, checked against `links`.
+    link_refs: Vec<(String, Loc)>,
+    links: Vec<LinkDomain>,
+    glossary: Vec<GlossaryTerm>,
     vocabulary_seen: bool,
     extras: Vec<ExtraExample>,
     /// The start of the first dialog file, where a problem of the dialogs as a whole is reported
@@ -702,6 +724,81 @@ impl Builder {
         root.finish();
     }
 
+    /// `knowledge/links.toml`: `[[link]]` tables of `domain`, `organisation` and `checked`.
+    fn links_file(&mut self, root: Table<'_, '_>) {
+        for t in root.table_list("link") {
+            let loc = t.loc();
+            let domain = t.req_str("domain");
+            let organisation = t.req_str("organisation").map(Spanned::into_inner).unwrap_or_default();
+            let checked = t.date("checked").map(Spanned::into_inner).unwrap_or_default();
+            t.finish();
+            let Some(domain) = domain else { continue };
+            let name = domain.get_ref().clone();
+            if link_host(&format!("https://{name}")).as_deref() != Some(name.as_str()) {
+                root.file.error(&domain.span(), format!("`domain` must be a plain lowercase host such as \"unctad.org\", found `{name}`"));
+                continue;
+            }
+            if let Some(old) = self.links.iter().find(|l| l.domain == name) {
+                err(&mut self.diags, &loc, format!("duplicate domain `{name}` (first listed at {})", old.loc));
+                continue;
+            }
+            self.links.push(LinkDomain { domain: name, organisation, checked, loc });
+        }
+        root.finish();
+    }
+
+    /// `knowledge/glossary.toml`: `[term.<id>]` with the rendering per language and `avoid.<lang>`.
+    fn glossary_file(&mut self, root: Table<'_, '_>) {
+        if let Some(terms) = root.table("term") {
+            for (key, value) in terms.entries() {
+                let Some(id) = self.id_check(root.file, key, "glossary term") else { continue };
+                let Some(t) = Table::new(root.file, value, "a glossary term") else { continue };
+                let loc = root.file.loc(key.span().start);
+                let mut text = LangText::new();
+                let avoid: BTreeMap<String, Vec<String>> =
+                    t.lang_list("avoid").into_iter().map(|(l, ws)| (l, ws.into_iter().map(Spanned::into_inner).collect())).collect();
+                for (lang, v) in t.entries() {
+                    if lang.get_ref() == "avoid" || lang.get_ref() == "note" {
+                        continue;
+                    }
+                    match v.get_ref() {
+                        toml::de::DeValue::String(s) => {
+                            let _ = t.get(lang.get_ref());
+                            text.insert(lang.get_ref().to_string(), s.to_string());
+                        }
+                        _ => root.file.error(&v.span(), "a glossary rendering must be a string"),
+                    }
+                }
+                let _ = t.str("note");
+                for (lang, words) in &avoid {
+                    for w in words {
+                        let fixed = text.get(lang).map(|s| crate::matching::normalize(s));
+                        if fixed.is_some_and(|f| f.contains(&crate::matching::normalize(w))) {
+                            err(&mut self.diags, &loc, format!("`avoid.{lang}` lists \"{w}\", which the rendering itself contains"));
+                        }
+                    }
+                }
+                t.finish();
+                self.texts.push(Texts {
+                    loc: loc.clone(),
+                    key: format!("term.{id}"),
+                    langs: text.keys().cloned().collect(),
+                    cover: Cover::Text,
+                });
+                for lang in avoid.keys() {
+                    self.texts.push(Texts {
+                        loc: loc.clone(),
+                        key: format!("term.{id}.avoid"),
+                        langs: vec![lang.clone()],
+                        cover: Cover::Defined,
+                    });
+                }
+                self.glossary.push(GlossaryTerm { id, text, avoid, loc });
+            }
+        }
+        root.finish();
+    }
+
     fn entry_file(&mut self, t: Table<'_, '_>) {
         let file = t.file;
         let loc = t.loc();
@@ -744,21 +841,147 @@ impl Builder {
             },
         };
         let reviewed = t.date("reviewed");
-        let (mut document, mut paragraphs) = (String::new(), Vec::new());
+        let general = t.bool("general").unwrap_or(false);
+        let money = t.bool("money").unwrap_or(false);
+        let mut optional_list = |key: &'static str, kind: VocabKind| -> Vec<String> {
+            let Some(items) = t.str_list(key) else { return Vec::new() };
+            if items.is_empty() {
+                file.error(&t.span, format!("`{key}` must name at least one term, or be left out for all of them"));
+            }
+            for item in &items {
+                self.term_refs.push((vec![kind], item.get_ref().clone(), file.loc(item.span().start)));
+            }
+            items.into_iter().map(Spanned::into_inner).collect()
+        };
+        let sizes = optional_list("sizes", VocabKind::Size);
+        let stages = optional_list("stages", VocabKind::Stage);
+        let (mut document, mut paragraphs, mut annex) = (String::new(), Vec::new(), false);
+        let mut paragraph_locs = Vec::new();
         match t.table("source") {
             Some(s) => {
                 document = s.req_str("document").map(Spanned::into_inner).unwrap_or_default();
+                annex = s.bool("annex").unwrap_or(false);
                 match s.int_list("paragraphs") {
-                    Some(p) if !p.is_empty() => paragraphs = p.into_iter().map(Spanned::into_inner).collect(),
+                    Some(p) if general && !p.is_empty() => file.error(
+                        &s.span,
+                        "a general-guidance entry (`general = true`) is not from the report: leave out `source.paragraphs`",
+                    ),
+                    Some(p) if !p.is_empty() => {
+                        paragraph_locs = p.iter().map(|n| (*n.get_ref(), file.loc(n.span().start))).collect();
+                        paragraphs = p.into_iter().map(Spanned::into_inner).collect();
+                    }
+                    _ if general => {}
+                    // Facts from the annex alone cite no paragraph.
+                    _ if annex => {}
                     _ => file.error(&s.span, "`source.paragraphs` must list the paragraph numbers the entry rests on"),
                 }
                 s.finish();
             }
+            None if general => {}
             None => file.error(&t.span, "missing required key `source` (write `source = { document = \"...\", paragraphs = [..] }`)"),
+        }
+        let status = match t.str("status") {
+            Some(v) => {
+                let parsed = Status::parse(v.get_ref());
+                if parsed.is_none() {
+                    let hint = did_you_mean(v.get_ref(), Status::ALL.iter().map(|s| s.name()));
+                    file.error(&v.span(), format!("unknown status `{}`; use \"active\", \"ended\" or \"unknown\"{hint}", v.get_ref()));
+                }
+                parsed
+            }
+            None => {
+                if ROUND2_REQUIRED {
+                    file.error(&t.span, "missing required key `status` (\"active\", \"ended\" or \"unknown\")");
+                }
+                None
+            }
+        };
+        let status_checked = if t.get("status_checked").is_some() { t.date("status_checked").map(Spanned::into_inner) } else { None };
+        let successor = t.str("successor").map(|v| {
+            if status.is_some_and(|s| s != Status::Ended) {
+                file.error(&v.span(), "`successor` is only for an entry whose `status` is \"ended\"");
+            }
+            self.entry_refs.push((v.get_ref().clone(), file.loc(v.span().start)));
+            v.into_inner()
+        });
+        let link = t.str("link").map(|v| {
+            match link_host(v.get_ref()) {
+                Some(host) => self.link_refs.push((host, file.loc(v.span().start))),
+                None => file.error(&v.span(), format!("`link` must be an https:// address on an official domain, found `{}`", v.get_ref())),
+            }
+            v.into_inner()
+        });
+        let mut evidence = Vec::new();
+        for item in t.table_list("evidence") {
+            let paragraph = item.int("paragraph");
+            let from_annex = item.bool("annex").unwrap_or(false);
+            let quote = item.req_str("quote");
+            let iloc = item.loc();
+            match (&paragraph, from_annex) {
+                (Some(_), true) => err(&mut self.diags, &iloc, "an evidence item cites either a `paragraph` or the `annex`, not both"),
+                (None, false) => err(&mut self.diags, &iloc, "an evidence item needs `paragraph = N` or `annex = true`"),
+                (Some(p), false) if !paragraphs.contains(p.get_ref()) => {
+                    file.error(&p.span(), format!("evidence from paragraph {} but `source.paragraphs` does not cite it", p.get_ref()))
+                }
+                (None, true) if !annex => err(&mut self.diags, &iloc, "evidence from the annex needs `annex = true` in `source`"),
+                _ => {}
+            }
+            if let Some(q) = &quote {
+                let words = q.get_ref().split_whitespace().count();
+                if q.get_ref().trim().is_empty() {
+                    file.error(&q.span(), "`quote` is empty");
+                } else if words > MAX_QUOTE_WORDS {
+                    file.error(
+                        &q.span(),
+                        format!("the quote has {words} words; keep evidence to a short span (at most {MAX_QUOTE_WORDS})"),
+                    );
+                }
+            }
+            item.finish();
+            if let Some(q) = quote {
+                let loc = file.loc(q.span().start);
+                evidence.push(Evidence { paragraph: paragraph.map(Spanned::into_inner), quote: q.into_inner(), loc });
+            }
+        }
+        if general && !evidence.is_empty() {
+            err(&mut self.diags, &loc, "a general-guidance entry (`general = true`) is not from the report and carries no `evidence`");
+        }
+        if ROUND2_REQUIRED && !general && evidence.is_empty() {
+            err(&mut self.diags, &loc, "missing `evidence`: verbatim quotes from the cited paragraphs (or `general = true`)");
+        }
+        // Every cited paragraph is backed by a quote, once evidence is given.
+        if ROUND2_REQUIRED && !evidence.is_empty() {
+            for (n, ploc) in &paragraph_locs {
+                if !evidence.iter().any(|e| e.paragraph == Some(*n)) {
+                    err(&mut self.diags, ploc, format!("paragraph {n} is cited but no `evidence` quote comes from it"));
+                }
+            }
+            if annex && !evidence.iter().any(|e| e.paragraph.is_none()) {
+                err(&mut self.diags, &loc, "`source.annex` is set but no `evidence` quote comes from the annex");
+            }
         }
         let keywords = t.str_list("keywords").unwrap_or_default().into_iter().map(Spanned::into_inner).collect();
         let mut texts = BTreeMap::new();
-        let known = ["id", "kind", "countries", "sectors", "needs", "audience", "reviewed", "source", "keywords"];
+        let known = [
+            "id",
+            "kind",
+            "countries",
+            "sectors",
+            "needs",
+            "sizes",
+            "stages",
+            "audience",
+            "reviewed",
+            "status",
+            "status_checked",
+            "successor",
+            "link",
+            "general",
+            "money",
+            "source",
+            "evidence",
+            "keywords",
+        ];
         for (lang, value) in t.entries() {
             let lang = lang.get_ref().to_string();
             if known.contains(&lang.as_str()) {
@@ -769,9 +992,32 @@ impl Builder {
                 continue;
             }
             let Some(lt) = Table::new(file, value, &format!("`{lang}`")) else { continue };
-            texts.insert(lang.clone(), self.entry_text(&lt));
+            let text = self.entry_text(&lt);
+            if audience == Audience::Agency && text.business.is_none() && ROUND2_REQUIRED {
+                lt.file.error(&lt.span, "an entry for agencies needs `business`: one line on what it means for a business");
+            }
+            texts.insert(lang.clone(), text);
             self.texts.push(Texts { loc: lt.loc(), key: format!("[{lang}]"), langs: vec![lang], cover: Cover::Defined });
             lt.finish();
+        }
+        // An optional text given in one language must be given in every language.
+        for (key, has) in [
+            ("tip", texts.values().filter(|t: &&EntryText| t.tip.is_some()).count()),
+            ("business", texts.values().filter(|t: &&EntryText| t.business.is_some()).count()),
+            ("successor", texts.values().filter(|t: &&EntryText| t.successor.is_some()).count()),
+        ] {
+            if has > 0 && has < texts.len() {
+                let missing: Vec<String> = texts
+                    .iter()
+                    .filter(|(_, t)| match key {
+                        "tip" => t.tip.is_none(),
+                        "business" => t.business.is_none(),
+                        _ => t.successor.is_none(),
+                    })
+                    .map(|(l, _)| format!("`[{l}] {key}`"))
+                    .collect();
+                err(&mut self.diags, &loc, format!("`{key}` is given in some languages but missing: {}", missing.join(", ")));
+            }
         }
         if !texts.is_empty() {
             self.texts.push(Texts { loc: loc.clone(), key: "entry".into(), langs: texts.keys().cloned().collect(), cover: Cover::Entry });
@@ -785,6 +1031,9 @@ impl Builder {
         };
         if !valid_id(id.get_ref()) {
             file.error(&id.span(), format!("entry id `{}` must be 1-32 characters of a-z, 0-9, `_` and `-`", id.get_ref()));
+        }
+        if successor.as_deref() == Some(id.get_ref().as_str()) {
+            err(&mut self.diags, &loc, "an entry cannot be its own `successor`");
         }
         if !texts.contains_key(DEFAULT_LANG) {
             err(&mut self.diags, &loc, format!("entry `{}` has no `[{DEFAULT_LANG}]` texts", id.get_ref()));
@@ -800,7 +1049,17 @@ impl Builder {
             reviewed,
             document,
             paragraphs,
+            annex,
             keywords,
+            sizes,
+            stages,
+            status,
+            status_checked,
+            successor,
+            link,
+            general,
+            money,
+            evidence,
             texts,
             loc,
         });
@@ -830,12 +1089,20 @@ impl Builder {
         let offers = field("offers", 900);
         let eligible = field("eligible", 600);
         let approach = field("approach", 600);
+        let optional = |key: &'static str, max: usize| -> Option<String> {
+            t.get(key)?;
+            let value = field(key, max);
+            (!value.trim().is_empty()).then_some(value)
+        };
+        let tip = optional("tip", 400);
+        let business = optional("business", 200);
+        let successor = optional("successor", 300);
         let examples: Vec<_> =
             t.str_list("examples").unwrap_or_default().into_iter().map(|e| (file.loc(e.span().start), e.into_inner())).collect();
         if examples.is_empty() {
             file.error(&t.span, "an entry needs `examples`: questions that should lead to it");
         }
-        EntryText { name, short, provider, summary, offers, eligible, approach, examples }
+        EntryText { name, short, provider, summary, offers, eligible, approach, tip, business, successor, examples }
     }
 
     fn finish(mut self) -> Result<Content, Vec<Diagnostic>> {
@@ -1092,6 +1359,17 @@ impl Builder {
                 err(&mut diags, loc, format!("`{id}` names no knowledge entry{hint}"));
             }
         }
+        for (host, loc) in &self.link_refs {
+            if !self.links.iter().any(|l| l.covers(host)) {
+                err(
+                    &mut diags,
+                    loc,
+                    format!(
+                        "the domain `{host}` is not in knowledge/links.toml; add it there (with the date it was checked) or drop the link"
+                    ),
+                );
+            }
+        }
         let mut intents: Vec<Intent> = Vec::new();
         for intent in self.intents {
             if intents.iter().any(|i| i.id == intent.id) {
@@ -1107,7 +1385,18 @@ impl Builder {
         }
         let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords };
         let index = Index::build(&vocab, &entries, &intents);
-        let content = Content { languages, messages, commands: command_map, flows, intents, vocab, entries, index };
+        let content = Content {
+            languages,
+            messages,
+            commands: command_map,
+            flows,
+            intents,
+            vocab,
+            entries,
+            links: self.links,
+            glossary: self.glossary,
+            index,
+        };
         let diags = self_test(&content);
         if diags.is_empty() { Ok(content) } else { Err(diags) }
     }
@@ -1195,5 +1484,65 @@ fn self_test(content: &Content) -> Vec<Diagnostic> {
             }
         }
     }
+    diags
+}
+
+/// Uses, in the content files, of a rendering the glossary forbids: `path:line:col` of each, in the
+/// language of the text it stands in (an entry's `[fr]` section, a `say.fr`, `label.fr` or `fr = `
+/// key). Matching ignores case; the forbidden wording must stand as whole words.
+pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let key = regex::Regex::new(r#"(?:^|[\s{,.])([a-z]{2})\s*=\s*["\[]"#).expect("valid regex");
+    let section = regex::Regex::new(r"^\s*\[([^\]]+)\]\s*$").expect("valid regex");
+    // Whole words, any case; a straight apostrophe also matches a curly one.
+    let mut patterns = Vec::new();
+    for term in glossary {
+        for (lang, words) in &term.avoid {
+            for word in words {
+                let body = regex::escape(word).replace('\'', "['’]");
+                if let Ok(re) = regex::Regex::new(&format!(r"(?i)\b{body}\b")) {
+                    patterns.push((term, lang, word, re));
+                }
+            }
+        }
+    }
+    for file in files {
+        let name = Path::new(&file.path).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name == "glossary.toml" || name == "links.toml" || name == "vocabulary.toml" {
+            continue;
+        }
+        let mut current: Option<String> = None;
+        for (n, line) in file.text.lines().enumerate() {
+            if let Some(c) = section.captures(line) {
+                let name = c[1].trim();
+                current = (name.len() == 2 && name.chars().all(|c| c.is_ascii_lowercase())).then(|| name.to_string());
+                continue;
+            }
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('#') || trimmed.starts_with("examples") || trimmed.starts_with("keywords") {
+                continue;
+            }
+            for (term, lang, word, re) in &patterns {
+                for found in re.find_iter(line) {
+                    // The language of the text: the nearest `xx = "` before it on the line, else the section.
+                    let lang_here = key.captures_iter(&line[..found.start()]).last().map(|c| c[1].to_string()).or_else(|| current.clone());
+                    if lang_here.as_deref() != Some(lang.as_str()) {
+                        continue;
+                    }
+                    let col = line[..found.start()].chars().count() + 1;
+                    let fixed = term.text.get(*lang).cloned().unwrap_or_default();
+                    diags.push(Diagnostic {
+                        loc: Loc { path: file.path.clone(), line: n + 1, col },
+                        message: format!(
+                            "\"{}\" is not the glossary's wording in `{lang}` (it lists \"{word}\" to avoid): write \"{fixed}\" (glossary term `{}`)",
+                            found.as_str(),
+                            term.id
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    diags.sort();
     diags
 }

@@ -5,11 +5,15 @@
 //! [`LangText`], keyed by language code, with English as the fallback.
 
 mod load;
+pub mod provenance;
 pub mod reader;
 
 use std::collections::{BTreeMap, HashMap};
 
-pub use load::{ExtraExample, SourceFile, from_sources, from_sources_with, load_dirs, load_dirs_with, read_dirs};
+pub use load::{
+    ExtraExample, GLOSSARY_ENFORCED, ROUND2_REQUIRED, SourceFile, from_sources, from_sources_with, glossary_findings, load_dirs,
+    load_dirs_with, read_dirs,
+};
 pub use reader::{Diagnostic, Loc};
 
 use crate::matching::Index;
@@ -39,9 +43,26 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("empty_input", &[]),
     ("cancelled", &[]),
     ("why_fits", &["matches"]),
-    ("source_line", &["document", "paragraphs", "reviewed"]),
+    ("source_line", &["document", "place", "reviewed"]),
+    ("source_paragraphs", &["paragraphs"]),
+    ("source_annex", &[]),
+    ("general_source_line", &["reviewed"]),
     ("financing_disclaimer", &[]),
+    ("status_not_checked", &[]),
+    ("status_active", &["checked"]),
+    ("status_unknown", &["checked"]),
+    ("status_ended", &["checked"]),
+    ("status_ended_unchecked", &[]),
+    ("status_successor", &["successor"]),
+    ("label_agency", &[]),
+    ("label_general", &[]),
+    ("business_line", &["business"]),
+    ("details_tip", &[]),
+    ("button_link", &[]),
+    ("why_global", &[]),
+    ("why_fits_global", &["matches"]),
     ("recommend_intro", &["profile"]),
+    ("recommend_intro_global", &["profile"]),
     ("recommend_none", &["profile"]),
     ("recommend_end", &[]),
     ("details_offers", &[]),
@@ -141,7 +162,53 @@ pub struct Content {
     pub intents: Vec<Intent>,
     pub vocab: Vocabulary,
     pub entries: Vec<Entry>,
+    /// Official domains a `link` may point to (`knowledge/links.toml`), with when each was checked.
+    pub links: Vec<LinkDomain>,
+    /// Fixed translations of recurring terms (`knowledge/glossary.toml`).
+    pub glossary: Vec<GlossaryTerm>,
     pub index: Index,
+}
+
+/// An official domain that entry links may use, and when a person last checked it.
+#[derive(Clone, Debug)]
+pub struct LinkDomain {
+    pub domain: String,
+    pub organisation: String,
+    pub checked: String,
+    pub loc: Loc,
+}
+
+impl LinkDomain {
+    /// Whether an address's host is this domain or one of its subdomains.
+    pub fn covers(&self, host: &str) -> bool {
+        host == self.domain || host.strip_suffix(&self.domain).is_some_and(|rest| rest.ends_with('.'))
+    }
+}
+
+/// The host of an `https://` address, lowercased; `None` when the address is not a plain https one
+/// (another scheme, user information, no host).
+pub fn link_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    let ok = !host.is_empty()
+        && host.contains('.')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && !host.starts_with('.')
+        && !host.ends_with('.')
+        && !url.chars().any(char::is_whitespace);
+    ok.then_some(host)
+}
+
+/// One recurring term and how each language must render it.
+#[derive(Clone, Debug)]
+pub struct GlossaryTerm {
+    pub id: String,
+    /// The rendering per language.
+    pub text: LangText,
+    /// Renderings that must not be used, per language.
+    pub avoid: BTreeMap<String, Vec<String>>,
+    pub loc: Loc,
 }
 
 #[derive(Clone, Debug)]
@@ -368,6 +435,39 @@ impl Kind {
     }
 }
 
+/// Whether a programme is still running, as far as the content's maintainers know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Ended,
+    Unknown,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Active, Status::Ended, Status::Unknown];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Ended => "ended",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// A verbatim span of the report that an entry rests on: from a numbered paragraph or the annex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// The paragraph it comes from; `None` for the annex.
+    pub paragraph: Option<i64>,
+    pub quote: String,
+    pub loc: Loc,
+}
+
 /// Whom an entry is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Audience {
@@ -387,9 +487,41 @@ pub struct Entry {
     pub reviewed: String,
     pub document: String,
     pub paragraphs: Vec<i64>,
+    /// Facts come from the report's annex (the list of participants).
+    pub annex: bool,
     pub keywords: Vec<String>,
+    /// Firm sizes (vocabulary ids) it suits; empty for every size.
+    pub sizes: Vec<String>,
+    /// Stages (vocabulary ids) it suits; empty for every stage.
+    pub stages: Vec<String>,
+    /// Whether it still runs; `None` only while the content has not stated it.
+    pub status: Option<Status>,
+    /// When the status was last checked (`2026-12-06`); `None`: never checked.
+    pub status_checked: Option<String>,
+    /// The entry that replaced an ended one.
+    pub successor: Option<String>,
+    /// An official address (its domain is in `knowledge/links.toml`).
+    pub link: Option<String>,
+    /// General guidance, not from the report.
+    pub general: bool,
+    /// Talks about money even though it is not a financing entry.
+    pub money: bool,
+    pub evidence: Vec<Evidence>,
     pub texts: BTreeMap<String, EntryText>,
     pub loc: Loc,
+}
+
+impl Entry {
+    /// A programme call published through the advisor (not a file of the knowledge base).
+    pub fn is_call(&self) -> bool {
+        self.reviewed.is_empty()
+    }
+
+    /// Whether the card talks about money and so carries the money-safety note: financing entries,
+    /// entries that serve the credit need, and entries marked `money = true`.
+    pub fn talks_money(&self) -> bool {
+        self.kind == Kind::Financing || self.needs.iter().any(|n| n == "credit") || self.money
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -401,6 +533,12 @@ pub struct EntryText {
     pub offers: String,
     pub eligible: String,
     pub approach: String,
+    /// The advisor's own practical advice, not from the report.
+    pub tip: Option<String>,
+    /// For entries meant for agencies: what it means for a business.
+    pub business: Option<String>,
+    /// A sentence naming what replaced an ended programme.
+    pub successor: Option<String>,
     pub examples: Vec<(Loc, String)>,
 }
 
@@ -462,6 +600,8 @@ impl Content {
             intents: self.intents.clone(),
             vocab: self.vocab.clone(),
             entries,
+            links: self.links.clone(),
+            glossary: self.glossary.clone(),
             index,
         }
     }
@@ -483,6 +623,36 @@ impl Content {
             None => id.to_string(),
         }
     }
+}
+
+/// Days since 1970-01-01 of a date written `2026-12-06`; `None` when it is not such a date.
+pub fn date_days(date: &str) -> Option<i64> {
+    let mut parts = date.trim().splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Entries whose status was last checked more than `days` days before `today` (days since 1970),
+/// or never, with the age of the check in days; oldest first, never-checked ones first of all.
+pub fn stale_entries(content: &Content, today: i64, days: i64) -> Vec<(&Entry, Option<i64>)> {
+    let mut list: Vec<(&Entry, Option<i64>)> = content
+        .entries
+        .iter()
+        .filter(|e| !e.is_call())
+        .map(|e| (e, e.status_checked.as_deref().and_then(date_days).map(|d| today - d)))
+        .filter(|(_, age)| age.is_none_or(|a| a > days))
+        .collect();
+    list.sort_by(|a, b| b.1.unwrap_or(i64::MAX).cmp(&a.1.unwrap_or(i64::MAX)).then_with(|| a.0.id.cmp(&b.0.id)));
+    list
 }
 
 /// Replaces `{name}` placeholders using `value`; unknown names stay as written.

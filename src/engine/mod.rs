@@ -16,6 +16,7 @@
 //! | `r:<need>:<kind>:<offset>` | more recommendations (`-` for none) |
 //! | `l:<lang>` | switch language |
 //! | `m` / `b` / `x` / `h` | menu, back, cancel, ask a human |
+//! | `https://...` | a link button: it opens the entry's official address and is never sent back |
 
 mod recommend;
 mod session;
@@ -23,7 +24,7 @@ mod session;
 pub use recommend::{Fit, recommend};
 pub use session::{Position, Profile, SESSION_VERSION, Session};
 
-use crate::content::{Action, Content, Expect, Kind, Step as StepDef, Target, VocabKind, fill};
+use crate::content::{Action, Audience, Content, Entry, Expect, Kind, Status, Step as StepDef, Target, VocabKind, fill};
 use crate::matching::{Doc, MAX_QUERY_CHARS, Match};
 
 /// Seconds since the Unix epoch, passed in by the front end.
@@ -79,6 +80,16 @@ pub struct Reply {
 pub struct Button {
     pub label: String,
     pub data: String,
+}
+
+/// The start of a link button's data: the address it opens.
+pub const LINK_PREFIX: &str = "https://";
+
+impl Button {
+    /// A button that opens an address (Telegram's URL button) instead of sending data back.
+    pub fn is_link(&self) -> bool {
+        self.data.starts_with(LINK_PREFIX)
+    }
 }
 
 /// What the shell must persist or do, in the same transaction as the session.
@@ -888,7 +899,15 @@ impl<'c> Turn<'c> {
         let offset = if offset < fits.len() { offset } else { 0 };
         let profile = self.profile_line(need.as_deref());
         if offset == 0 {
-            let key = if fits.is_empty() { "recommend_none" } else { "recommend_intro" };
+            // Nothing for the country or its region: say that these programmes work across countries.
+            let local = fits.iter().any(|f| f.matches.iter().any(|(k, _)| matches!(k, VocabKind::Country | VocabKind::Region)));
+            let key = if fits.is_empty() {
+                "recommend_none"
+            } else if !local && self.s.profile.country.is_some() {
+                "recommend_intro_global"
+            } else {
+                "recommend_intro"
+            };
             let text = self.msg(key, &[("profile", &profile)]);
             let buttons = if fits.is_empty() { self.menu_buttons() } else { Vec::new() };
             self.replies.push(Reply { title: None, text, buttons });
@@ -907,8 +926,13 @@ impl<'c> Turn<'c> {
             return;
         }
         for fit in fits.iter().skip(offset).take(PAGE_SIZE) {
-            let why = fit.matches.iter().map(|(k, id)| self.content.term_name(*k, id, &lang)).collect::<Vec<_>>();
-            let why = if why.is_empty() { self.msg("anywhere", &[]) } else { why.join(", ") };
+            let matches = fit.matches.iter().map(|(k, id)| self.content.term_name(*k, id, &lang)).collect::<Vec<_>>().join(", ");
+            let why = match (fit.global, matches.is_empty()) {
+                (true, true) => self.msg("why_global", &[]),
+                (true, false) => self.msg("why_fits_global", &[("matches", &matches)]),
+                (false, true) => self.msg("why_fits", &[("matches", &self.msg("anywhere", &[]))]),
+                (false, false) => self.msg("why_fits", &[("matches", &matches)]),
+            };
             let id = self.content.entries[fit.entry].id.clone();
             self.show_card(&id, Some(why));
         }
@@ -941,49 +965,128 @@ impl<'c> Turn<'c> {
         if parts.is_empty() { self.msg("anywhere", &[]) } else { parts.join(", ") }
     }
 
-    /// A short card: name, provider, summary, why it fits, and a details button.
+    /// A short card: name, labels (for agencies, general guidance), provider, summary, why it fits,
+    /// the status, the money-safety note, and buttons for the details, a successor and the link.
+    /// `why` is the whole "why it fits" line.
     fn show_card(&mut self, id: &str, why: Option<String>) {
         let Some(entry) = self.content.entry(id) else { return };
         let lang = self.lang();
         let text = self.content.entry_text(entry, &lang);
-        let mut body = vec![self.msg("provider_line", &[("provider", &text.provider)]), text.summary.clone()];
-        if let Some(why) = why {
-            body.push(self.msg("why_fits", &[("matches", &why)]));
+        let mut body = Vec::new();
+        if entry.audience == Audience::Agency {
+            body.push(self.msg("label_agency", &[]));
         }
-        if is_financing(entry) {
+        if entry.general {
+            body.push(self.msg("label_general", &[]));
+        }
+        body.push(self.msg("provider_line", &[("provider", &text.provider)]));
+        body.push(text.summary.clone());
+        if let Some(business) = text.business.as_deref().filter(|_| entry.audience == Audience::Agency) {
+            body.push(self.msg("business_line", &[("business", business)]));
+        }
+        if let Some(why) = why {
+            body.push(why);
+        }
+        body.extend(self.status_lines(entry));
+        if entry.talks_money() {
             body.push(self.msg("financing_disclaimer", &[]));
         }
-        let buttons = vec![self.button("button_details", &format!("d:{}", entry.id))];
+        let mut buttons = vec![self.button("button_details", &format!("d:{}", entry.id))];
+        buttons.extend(self.entry_buttons(entry));
         self.replies.push(Reply { title: Some(text.name.clone()), text: body.join("\n"), buttons });
+    }
+
+    /// The status of a programme from the report: whether it still runs, when that was checked, and
+    /// what replaced it. Nothing for programme calls, which are current by nature, nor for guidance
+    /// (general or from the report), which is no programme that could stop, unless it is marked ended.
+    fn status_lines(&self, entry: &Entry) -> Vec<String> {
+        let guidance = entry.general || entry.kind == Kind::PolicyGuidance;
+        if entry.is_call() || guidance && entry.status != Some(Status::Ended) {
+            return Vec::new();
+        }
+        let lang = self.lang();
+        let checked = entry.status_checked.as_deref();
+        let mut lines = vec![match (entry.status, checked) {
+            (Some(Status::Ended), Some(date)) => self.msg("status_ended", &[("checked", date)]),
+            (Some(Status::Ended), None) => self.msg("status_ended_unchecked", &[]),
+            (Some(Status::Active), Some(date)) => self.msg("status_active", &[("checked", date)]),
+            (Some(Status::Unknown), Some(date)) => self.msg("status_unknown", &[("checked", date)]),
+            _ => self.msg("status_not_checked", &[]),
+        }];
+        if entry.status == Some(Status::Ended) {
+            let text = self.content.entry_text(entry, &lang);
+            let successor = match (&text.successor, entry.successor.as_deref().and_then(|s| self.content.entry(s))) {
+                (Some(sentence), _) => Some(sentence.clone()),
+                (None, Some(next)) => Some(self.content.entry_text(next, &lang).name.clone()),
+                (None, None) => None,
+            };
+            if let Some(successor) = successor {
+                lines.push(self.msg("status_successor", &[("successor", &successor)]));
+            }
+        }
+        lines
+    }
+
+    /// A button to the entry that replaced an ended one, and the official link.
+    fn entry_buttons(&self, entry: &Entry) -> Vec<Button> {
+        let lang = self.lang();
+        let mut buttons = Vec::new();
+        if entry.status == Some(Status::Ended)
+            && let Some(next) = entry.successor.as_deref().and_then(|s| self.content.entry(s))
+        {
+            buttons.push(Button { label: self.content.entry_text(next, &lang).short.clone(), data: format!("e:{}", next.id) });
+        }
+        if let Some(link) = entry.link.as_deref().filter(|l| l.starts_with(LINK_PREFIX)) {
+            buttons.push(Button { label: self.msg("button_link", &[]), data: link.to_string() });
+        }
+        buttons
     }
 
     fn show_details(&mut self, id: &str) {
         let Some(entry) = self.content.entry(id) else { return };
         let lang = self.lang();
         let text = self.content.entry_text(entry, &lang);
-        let paragraphs = entry.paragraphs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-        let mut body = vec![
+        let mut body = Vec::new();
+        if entry.audience == Audience::Agency {
+            body.push(self.msg("label_agency", &[]));
+        }
+        if entry.general {
+            body.push(self.msg("label_general", &[]));
+        }
+        body.extend([
             format!("{}\n{}", self.msg("details_offers", &[]), text.offers),
             format!("{}\n{}", self.msg("details_eligible", &[]), text.eligible),
             format!("{}\n{}", self.msg("details_approach", &[]), text.approach),
-        ];
-        if is_financing(entry) {
+        ]);
+        if let Some(tip) = &text.tip {
+            body.push(format!("{}\n{}", self.msg("details_tip", &[]), tip));
+        }
+        if entry.talks_money() {
             body.push(self.msg("financing_disclaimer", &[]));
         }
-        if entry.paragraphs.is_empty() {
+        let status = self.status_lines(entry);
+        if !status.is_empty() {
+            body.push(status.join("\n"));
+        }
+        if entry.is_call() {
             // A programme call published through the advisor, not a fact from the report.
             body.push(self.msg("call_source_line", &[("document", &entry.document)]));
+        } else if entry.general {
+            body.push(self.msg("general_source_line", &[("reviewed", &entry.reviewed)]));
         } else {
-            body.push(
-                self.msg("source_line", &[("document", &entry.document), ("paragraphs", &paragraphs), ("reviewed", &entry.reviewed)]),
-            );
+            let mut places = Vec::new();
+            if !entry.paragraphs.is_empty() {
+                let paragraphs = entry.paragraphs.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+                places.push(self.msg("source_paragraphs", &[("paragraphs", &paragraphs)]));
+            }
+            if entry.annex {
+                places.push(self.msg("source_annex", &[]));
+            }
+            let place = places.join(", ");
+            body.push(self.msg("source_line", &[("document", &entry.document), ("place", &place), ("reviewed", &entry.reviewed)]));
         }
-        let buttons = self.menu_buttons();
+        let mut buttons = self.entry_buttons(entry);
+        buttons.extend(self.menu_buttons());
         self.replies.push(Reply { title: Some(text.name.clone()), text: body.join("\n\n"), buttons });
     }
-}
-
-/// Financing answers carry the line that this advisor is not a lender.
-fn is_financing(entry: &crate::content::Entry) -> bool {
-    entry.kind == Kind::Financing || entry.needs.iter().any(|n| n == "credit")
 }

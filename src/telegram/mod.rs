@@ -633,13 +633,24 @@ fn classify(error: &RequestError) -> Failure {
     }
 }
 
+/// A callback button, or a URL button for a link (data that is an `https://` address the content
+/// allowed); an address that does not parse (the loader prevents it) becomes a menu button rather
+/// than failing the message.
+fn keyboard_button(label: &str, data: &str) -> InlineKeyboardButton {
+    if data.starts_with(engine::LINK_PREFIX) {
+        return match reqwest::Url::parse(data) {
+            Ok(url) => InlineKeyboardButton::url(label.to_string(), url),
+            Err(_) => InlineKeyboardButton::callback(label.to_string(), "m".to_string()),
+        };
+    }
+    InlineKeyboardButton::callback(label.to_string(), data.to_string())
+}
+
 /// Performs one operation; returns the id of the message it sent, if it sent one.
 async fn execute(bot: &Bot, op: &Out) -> Result<Option<i32>, RequestError> {
     let keyboard = |m: &Message| {
         InlineKeyboardMarkup::new(
-            m.keyboard
-                .iter()
-                .map(|row| row.iter().map(|(label, data)| InlineKeyboardButton::callback(label.clone(), data.clone())).collect::<Vec<_>>()),
+            m.keyboard.iter().map(|row| row.iter().map(|(label, data)| keyboard_button(label, data)).collect::<Vec<_>>()),
         )
     };
     match op {

@@ -74,11 +74,21 @@ fn every_card_is_phone_sized_and_every_entry_cites_its_source() {
         assert!(card.buttons.iter().any(|b| b.data == format!("d:{}", entry.id)), "card of {} has a details button", entry.id);
         let details = engine::step(content, &session, &Input::Button(format!("d:{}", entry.id)), 0);
         let text = &details.replies[0].text;
-        assert!(
-            text.contains("TD/B/COM.3/EM.28/3") && entry.paragraphs.iter().all(|p| text.contains(&p.to_string())),
-            "details of {} in {lang} cite the source: {text}",
-            entry.id
-        );
+        if entry.general {
+            // General guidance says so instead of citing the report.
+            let label = content.message("label_general", lang, &[]);
+            assert!(
+                text.contains(&label) && card.text.contains(&label),
+                "details and card of {} in {lang} say it is general guidance",
+                entry.id
+            );
+        } else {
+            assert!(
+                text.contains("TD/B/COM.3/EM.28/3") && entry.paragraphs.iter().all(|p| text.contains(&p.to_string())),
+                "details of {} in {lang} cite the source: {text}",
+                entry.id
+            );
+        }
         assert!(text.chars().count() <= 4096);
     }
 }
@@ -104,7 +114,11 @@ fn no_invented_contacts_in_the_knowledge_base() {
     let url = regex::Regex::new(r"(?i)\b(https?://|www\.)").unwrap();
     for file in support::shipped_sources().iter().filter(|f| f.path.starts_with("knowledge")) {
         for (n, line) in file.text.lines().enumerate() {
-            let hit = phone.is_match(line) && !line.trim_start().starts_with("reviewed") || email.is_match(line) || url.is_match(line);
+            // Dates are not phone numbers; `link = "https://..."` is an entry's official address,
+            // whose domain the loader checks against knowledge/links.toml.
+            let dated = ["reviewed", "status_checked", "checked"].iter().any(|k| line.trim_start().starts_with(k));
+            let link = line.trim_start().starts_with("link = \"https://") || line.trim_start().starts_with('#');
+            let hit = phone.is_match(line) && !dated || email.is_match(line) || url.is_match(line) && !link;
             assert!(!hit, "{}:{}: looks like a contact or address: {line}", file.path, n + 1);
         }
     }
@@ -118,19 +132,24 @@ fn a_text_missing_in_one_language_and_a_word_shared_by_two_terms_are_reported() 
             f.text = f.text.replacen("say.pt = \"Do que a sua empresa precisa?\"\n", "", 1);
         }
         if f.path == "knowledge/vocabulary.toml" {
-            f.text = f.text.replacen("[\"ugandan\", \"kampala\"]", "[\"ugandan\", \"kampala\", \"nairobi\"]", 1);
+            // Give Uganda Kenya's capital as a synonym, wherever the two are defined.
+            let at = f.text.find("[country.uganda]").expect("uganda");
+            let list = at + f.text[at..].find("synonyms.en = [").expect("uganda's English synonyms") + "synonyms.en = [".len();
+            f.text.insert_str(list, "\"nairobi\", ");
         }
     }
     let diags: Vec<String> = support::load(&files).expect_err("broken content").iter().map(|d| d.to_string()).collect();
     let flows = support::shipped_sources().into_iter().find(|f| f.path == "dialogs/flows.toml").expect("flows");
     let line = flows.text.lines().position(|l| l.starts_with("say.en = \"What does your business need?\"")).expect("menu step") + 1;
     assert!(diags.contains(&format!("dialogs/flows.toml:{line}:1: missing `say.pt` (every text needs every language)")), "{diags:#?}");
+    // The word belongs to the term defined first; the other one is reported.
     let vocabulary = support::shipped_sources().into_iter().find(|f| f.path == "knowledge/vocabulary.toml").expect("vocabulary");
-    let kenya = vocabulary.text.lines().position(|l| l == "[country.kenya]").expect("kenya") + 1;
-    assert!(vocabulary.text.find("[country.uganda]") < vocabulary.text.find("[country.kenya]"), "Uganda is defined first");
+    let line_of = |id: &str| vocabulary.text.lines().position(|l| l == format!("[country.{id}]")).expect("defined") + 1;
+    let (first, second) = if line_of("kenya") < line_of("uganda") { ("kenya", "uganda") } else { ("uganda", "kenya") };
     assert!(
         diags.contains(&format!(
-            "knowledge/vocabulary.toml:{kenya}:10: synonym \"nairobi\" of `country.kenya` already names `country.uganda`; a word may belong to one term only"
+            "knowledge/vocabulary.toml:{}:10: synonym \"nairobi\" of `country.{second}` already names `country.{first}`; a word may belong to one term only",
+            line_of(second)
         )),
         "{diags:#?}"
     );

@@ -314,12 +314,11 @@ async fn the_webhook_refuses_requests_without_the_secret() {
 
 #[test]
 fn bad_configuration_stops_start_up_with_one_clear_line() {
+    // Per process: test runs of other builds (another schema version) may share the folder.
+    let database = std::env::temp_dir().join(format!("sme-advisor-cfg-{}.sqlite3", std::process::id()));
     let run = |env: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
-        cmd.current_dir(support::root())
-            .arg("serve")
-            .env_remove("TELOXIDE_TOKEN")
-            .env("DATABASE_PATH", std::env::temp_dir().join("sme-advisor-cfg.sqlite3"));
+        cmd.current_dir(support::root()).arg("serve").env_remove("TELOXIDE_TOKEN").env("DATABASE_PATH", &database);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -335,6 +334,9 @@ fn bad_configuration_stops_start_up_with_one_clear_line() {
     // An unreachable Bot API: a clear error, without the token.
     let (ok, err) = run(&[("TELOXIDE_TOKEN", TOKEN), ("TELOXIDE_API_URL", "http://127.0.0.1:9/")]);
     assert!(!ok && err.contains("getMe") && !err.contains(TOKEN), "{err}");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::remove_file(format!("{}{suffix}", database.display())).ok();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
