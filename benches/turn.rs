@@ -83,7 +83,7 @@ fn generated_sources(n: usize, languages: &[String]) -> Vec<SourceFile> {
         let words: Vec<String> = (0..6).map(|_| word(rand(8000))).collect();
         let unique = format!("gen{i}x");
         let mut text = format!(
-            "id = \"gen-{i}\"\nkind = \"bds\"\ncountries = [\"{}\"]\nsectors = [\"any\"]\nneeds = [\"policy\"]\nreviewed = 2026-11-28\nsource = {{ document = \"TD/B/COM.3/EM.28/3\", paragraphs = [14] }}\nkeywords = [\"{unique}\"]\n",
+            "id = \"gen-{i}\"\nkind = \"bds\"\ncountries = [\"{}\"]\nsectors = [\"any\"]\nneeds = [\"policy\"]\nreviewed = 2026-11-28\nstatus = \"unknown\"\nsource = {{ document = \"TD/B/COM.3/EM.28/3\", paragraphs = [14] }}\nevidence = [{{ paragraph = 14, quote = \"the importance of business development services\" }}]\nkeywords = [\"{unique}\"]\n",
             countries[rand(countries.len())],
         );
         for lang in languages {

@@ -220,7 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `check`: every problem of the content, the evidence verified against the report when it is
-/// found, the glossary's findings; with `--stale N`, the entries whose status needs checking.
+/// found; with `--stale N`, the entries whose status needs checking.
 fn check(config: &Config, stale: Option<i64>, report: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     // The examples staff attached are checked too, when there is a database to read them from.
     let content = match content::load_dirs_with(&config.dialogs_dir, &config.knowledge_dir, &existing_learned(config)?) {
@@ -254,12 +254,6 @@ fn check(config: &Config, stale: Option<i64>, report: Option<PathBuf>) -> anyhow
             );
         }
         Err(_) => eprintln!("note: the report is not at {}; evidence quotes were not verified (--report FILE)", report_path.display()),
-    }
-    if !content::GLOSSARY_ENFORCED {
-        let files = content::read_dirs(&config.dialogs_dir, &config.knowledge_dir).unwrap_or_default();
-        for d in content::glossary_findings(&files, &content.glossary) {
-            eprintln!("warning: {d}");
-        }
     }
     if problems > 0 {
         eprintln!("{problems} problem(s) found");

@@ -43,7 +43,11 @@
 //! `knowledge/vocabulary.toml` defines `[region.*]`, `[country.*]` (with `region`), `[sector.*]`,
 //! `[need.*]`, `[size.*]`, `[stage.*]`, each with `name.<lang>` and optional `synonyms.<lang>`, plus
 //! `[synonyms]` (groups of interchangeable words per language) and `[stopwords]`.
-//! Every other `knowledge/**/*.toml` holds one entry; see `knowledge/README.md`.
+//! `knowledge/links.toml` lists the official domains entry links may use (`[[link]]` with `domain`,
+//! `organisation`, `checked`); without it no entry may carry a link. `knowledge/glossary.toml` fixes
+//! the rendering of recurring terms per language (`[term.<id>]` with `en`, `fr`, ... and
+//! `avoid.<lang>`); see [`glossary_findings`].
+//! Every other `knowledge/**/*.toml` holds one entry; the README's "Content files" shows every key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -54,13 +58,6 @@ use super::reader::{File, Table, did_you_mean};
 use super::*;
 use crate::matching::{Index, Match};
 
-/// Whether `status`, `evidence` (unless `general = true`) and, for agency entries, `business` are
-/// required, and every cited paragraph needs a quote. Off while the content is being brought to the
-/// round-2 format (issue 12), so the main branch stays green; on once every entry carries them.
-pub const ROUND2_REQUIRED: bool = false;
-/// Whether a text that uses a rendering the glossary forbids makes the content invalid. Until then
-/// `check` prints such uses as warnings.
-pub const GLOSSARY_ENFORCED: bool = false;
 /// The longest evidence quote, in words (the format asks for "about 30").
 pub const MAX_QUOTE_WORDS: usize = 40;
 
@@ -163,10 +160,9 @@ pub fn from_sources_with(
         }
         b.diags.extend(file.into_diagnostics());
     }
-    if GLOSSARY_ENFORCED {
-        let glossary = b.glossary.clone();
-        b.diags.extend(glossary_findings(files, &glossary));
-    }
+    // Texts shown to users follow the glossary.
+    let glossary = b.glossary.clone();
+    b.diags.extend(glossary_findings(files, &glossary));
     b.finish()
 }
 
@@ -235,6 +231,9 @@ struct PendingTarget {
     raw: String,
     loc: Loc,
 }
+
+/// Whether an optional text of an entry is given in one language.
+type Given = fn(&EntryText) -> bool;
 
 fn err(diags: &mut Vec<Diagnostic>, loc: &Loc, message: impl Into<String>) {
     diags.push(Diagnostic { loc: loc.clone(), message: message.into() });
@@ -890,9 +889,7 @@ impl Builder {
                 parsed
             }
             None => {
-                if ROUND2_REQUIRED {
-                    file.error(&t.span, "missing required key `status` (\"active\", \"ended\" or \"unknown\")");
-                }
+                file.error(&t.span, "missing required key `status` (\"active\", \"ended\" or \"unknown\")");
                 None
             }
         };
@@ -946,11 +943,11 @@ impl Builder {
         if general && !evidence.is_empty() {
             err(&mut self.diags, &loc, "a general-guidance entry (`general = true`) is not from the report and carries no `evidence`");
         }
-        if ROUND2_REQUIRED && !general && evidence.is_empty() {
+        if !general && evidence.is_empty() {
             err(&mut self.diags, &loc, "missing `evidence`: verbatim quotes from the cited paragraphs (or `general = true`)");
         }
-        // Every cited paragraph is backed by a quote, once evidence is given.
-        if ROUND2_REQUIRED && !evidence.is_empty() {
+        // Every cited paragraph is backed by a quote (a missing `evidence` is reported once, above).
+        if !evidence.is_empty() {
             for (n, ploc) in &paragraph_locs {
                 if !evidence.iter().any(|e| e.paragraph == Some(*n)) {
                     err(&mut self.diags, ploc, format!("paragraph {n} is cited but no `evidence` quote comes from it"));
@@ -993,7 +990,7 @@ impl Builder {
             }
             let Some(lt) = Table::new(file, value, &format!("`{lang}`")) else { continue };
             let text = self.entry_text(&lt);
-            if audience == Audience::Agency && text.business.is_none() && ROUND2_REQUIRED {
+            if audience == Audience::Agency && text.business.is_none() {
                 lt.file.error(&lt.span, "an entry for agencies needs `business`: one line on what it means for a business");
             }
             texts.insert(lang.clone(), text);
@@ -1001,21 +998,11 @@ impl Builder {
             lt.finish();
         }
         // An optional text given in one language must be given in every language.
-        for (key, has) in [
-            ("tip", texts.values().filter(|t: &&EntryText| t.tip.is_some()).count()),
-            ("business", texts.values().filter(|t: &&EntryText| t.business.is_some()).count()),
-            ("successor", texts.values().filter(|t: &&EntryText| t.successor.is_some()).count()),
-        ] {
-            if has > 0 && has < texts.len() {
-                let missing: Vec<String> = texts
-                    .iter()
-                    .filter(|(_, t)| match key {
-                        "tip" => t.tip.is_none(),
-                        "business" => t.business.is_none(),
-                        _ => t.successor.is_none(),
-                    })
-                    .map(|(l, _)| format!("`[{l}] {key}`"))
-                    .collect();
+        let optional: [(&str, Given); 3] =
+            [("tip", |t| t.tip.is_some()), ("business", |t| t.business.is_some()), ("successor", |t| t.successor.is_some())];
+        for (key, given) in optional {
+            let missing: Vec<String> = texts.iter().filter(|(_, t)| !given(t)).map(|(l, _)| format!("`[{l}] {key}`")).collect();
+            if !missing.is_empty() && missing.len() < texts.len() {
                 err(&mut self.diags, &loc, format!("`{key}` is given in some languages but missing: {}", missing.join(", ")));
             }
         }
@@ -1488,8 +1475,10 @@ fn self_test(content: &Content) -> Vec<Diagnostic> {
 }
 
 /// Uses, in the content files, of a rendering the glossary forbids: `path:line:col` of each, in the
-/// language of the text it stands in (an entry's `[fr]` section, a `say.fr`, `label.fr` or `fr = `
-/// key). Matching ignores case; the forbidden wording must stand as whole words.
+/// language of the text it stands in (an entry's `[fr]` section, a `say.fr`, `label.fr`, `name.fr` or
+/// `fr = ` key). Matching ignores case; the forbidden wording must stand as whole words. Lists of
+/// words for matching what users type (examples, keywords, synonyms, stop words) and evidence
+/// quotes are left alone.
 pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let key = regex::Regex::new(r#"(?:^|[\s{,.])([a-z]{2})\s*=\s*["\[]"#).expect("valid regex");
@@ -1501,28 +1490,32 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
             for word in words {
                 let body = regex::escape(word).replace('\'', "['’]");
                 if let Ok(re) = regex::Regex::new(&format!(r"(?i)\b{body}\b")) {
-                    patterns.push((term, lang, word, re));
+                    patterns.push((term, lang, re));
                 }
             }
         }
     }
     for file in files {
         let name = Path::new(&file.path).file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name == "glossary.toml" || name == "links.toml" || name == "vocabulary.toml" {
+        if name == "glossary.toml" || name == "links.toml" {
             continue;
         }
         let mut current: Option<String> = None;
+        let mut words_only = false;
         for (n, line) in file.text.lines().enumerate() {
             if let Some(c) = section.captures(line) {
                 let name = c[1].trim();
                 current = (name.len() == 2 && name.chars().all(|c| c.is_ascii_lowercase())).then(|| name.to_string());
+                // Word lists for matching what users type, not texts shown to them.
+                words_only = name == "synonyms" || name == "stopwords";
                 continue;
             }
             let trimmed = line.trim_start();
-            if trimmed.starts_with('#') || trimmed.starts_with("examples") || trimmed.starts_with("keywords") {
+            let listed = ["#", "examples", "keywords", "synonyms", "quote", "{ paragraph", "{ annex"];
+            if words_only || listed.iter().any(|p| trimmed.starts_with(p)) {
                 continue;
             }
-            for (term, lang, word, re) in &patterns {
+            for (term, lang, re) in &patterns {
                 for found in re.find_iter(line) {
                     // The language of the text: the nearest `xx = "` before it on the line, else the section.
                     let lang_here = key.captures_iter(&line[..found.start()]).last().map(|c| c[1].to_string()).or_else(|| current.clone());
@@ -1534,7 +1527,7 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
                     diags.push(Diagnostic {
                         loc: Loc { path: file.path.clone(), line: n + 1, col },
                         message: format!(
-                            "\"{}\" is not the glossary's wording in `{lang}` (it lists \"{word}\" to avoid): write \"{fixed}\" (glossary term `{}`)",
+                            "\"{}\" is a wording the glossary avoids in `{lang}`: write \"{fixed}\" (glossary term `{}`)",
                             found.as_str(),
                             term.id
                         ),

@@ -10,10 +10,7 @@ pub mod reader;
 
 use std::collections::{BTreeMap, HashMap};
 
-pub use load::{
-    ExtraExample, GLOSSARY_ENFORCED, ROUND2_REQUIRED, SourceFile, from_sources, from_sources_with, glossary_findings, load_dirs,
-    load_dirs_with, read_dirs,
-};
+pub use load::{ExtraExample, SourceFile, from_sources, from_sources_with, glossary_findings, load_dirs, load_dirs_with, read_dirs};
 pub use reader::{Diagnostic, Loc};
 
 use crate::matching::Index;
@@ -63,6 +60,7 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("why_fits_global", &["matches"]),
     ("recommend_intro", &["profile"]),
     ("recommend_intro_global", &["profile"]),
+    ("recommend_intro_anywhere", &["profile"]),
     ("recommend_none", &["profile"]),
     ("recommend_end", &[]),
     ("details_offers", &[]),
@@ -517,6 +515,19 @@ impl Entry {
         self.reviewed.is_empty()
     }
 
+    /// Advice rather than a programme or an organisation, so there is no status to check: general
+    /// guidance, the report's policy guidance, and guides marked `status = "active"` with no
+    /// `status_checked` (the content's convention for standing advice). An ended one is no guide.
+    pub fn is_guide(&self) -> bool {
+        self.status != Some(Status::Ended)
+            && (self.general || self.kind == Kind::PolicyGuidance || self.status == Some(Status::Active) && self.status_checked.is_none())
+    }
+
+    /// Whether an ended entry names what replaced it (an entry, or a sentence in its texts).
+    pub fn has_successor(&self) -> bool {
+        self.successor.is_some() || self.texts.values().any(|t| t.successor.is_some())
+    }
+
     /// Whether the card talks about money and so carries the money-safety note: financing entries,
     /// entries that serve the credit need, and entries marked `money = true`.
     pub fn talks_money(&self) -> bool {
@@ -642,12 +653,13 @@ pub fn date_days(date: &str) -> Option<i64> {
 }
 
 /// Entries whose status was last checked more than `days` days before `today` (days since 1970),
-/// or never, with the age of the check in days; oldest first, never-checked ones first of all.
+/// or never, with the age of the check in days; never-checked ones first, then oldest first. Guides
+/// ([`Entry::is_guide`]) have no status to check and are left out.
 pub fn stale_entries(content: &Content, today: i64, days: i64) -> Vec<(&Entry, Option<i64>)> {
     let mut list: Vec<(&Entry, Option<i64>)> = content
         .entries
         .iter()
-        .filter(|e| !e.is_call())
+        .filter(|e| !e.is_call() && !e.is_guide())
         .map(|e| (e, e.status_checked.as_deref().and_then(date_days).map(|d| today - d)))
         .filter(|(_, age)| age.is_none_or(|a| a > days))
         .collect();

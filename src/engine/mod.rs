@@ -901,12 +901,12 @@ impl<'c> Turn<'c> {
         if offset == 0 {
             // Nothing for the country or its region: say that these programmes work across countries.
             let local = fits.iter().any(|f| f.matches.iter().any(|(k, _)| matches!(k, VocabKind::Country | VocabKind::Region)));
-            let key = if fits.is_empty() {
-                "recommend_none"
-            } else if !local && self.s.profile.country.is_some() {
-                "recommend_intro_global"
-            } else {
-                "recommend_intro"
+            let key = match (fits.is_empty(), local, self.s.profile.country.is_some()) {
+                (true, _, _) => "recommend_none",
+                (false, false, true) => "recommend_intro_global",
+                // No country (the owner went on without one): only what works anywhere.
+                (false, _, false) => "recommend_intro_anywhere",
+                (false, true, true) => "recommend_intro",
             };
             let text = self.msg(key, &[("profile", &profile)]);
             let buttons = if fits.is_empty() { self.menu_buttons() } else { Vec::new() };
@@ -997,11 +997,10 @@ impl<'c> Turn<'c> {
     }
 
     /// The status of a programme from the report: whether it still runs, when that was checked, and
-    /// what replaced it. Nothing for programme calls, which are current by nature, nor for guidance
-    /// (general or from the report), which is no programme that could stop, unless it is marked ended.
+    /// what replaced it. Nothing for programme calls, which are current by nature, nor for guides,
+    /// which are advice and no programme that could stop.
     fn status_lines(&self, entry: &Entry) -> Vec<String> {
-        let guidance = entry.general || entry.kind == Kind::PolicyGuidance;
-        if entry.is_call() || guidance && entry.status != Some(Status::Ended) {
+        if entry.is_call() || entry.is_guide() {
             return Vec::new();
         }
         let lang = self.lang();

@@ -14,16 +14,18 @@ pub struct Fit {
     pub global: bool,
 }
 
-/// Entries for owners (never those meant for governments and agencies, never ended ones) that serve
-/// the need (when given), are open to the profile's country and sector, and suit its size and stage
-/// (an entry that names no sizes or stages suits all), best first. An entry for a specific country
+/// Entries for owners (never those meant for governments and agencies, nor ended programmes that
+/// name no successor) that serve the need (when given), are open to the profile's country and
+/// sector, and suit its size and stage (an entry that names no sizes or stages suits all), best first. An entry for a specific country
 /// beats a regional one, which beats a global one; a country the report never mentions still gets
 /// the global programmes that fit. Programmes from the report come before general guidance.
 pub fn recommend(content: &Content, profile: &Profile, need: Option<&str>, kind: Option<Kind>) -> Vec<Fit> {
     let region = profile.country.as_deref().and_then(|c| content.vocab.term(VocabKind::Country, c)).and_then(|t| t.region.clone());
     let mut fits = Vec::new();
     for (i, entry) in content.entries.iter().enumerate() {
-        if entry.audience != Audience::Sme || entry.status == Some(Status::Ended) {
+        // An ended programme is offered only when it says what replaced it, and after the rest.
+        let ended = entry.status == Some(Status::Ended);
+        if entry.audience != Audience::Sme || ended && !entry.has_successor() {
             continue;
         }
         let mut score = 0.0;
@@ -97,6 +99,9 @@ pub fn recommend(content: &Content, profile: &Profile, need: Option<&str>, kind:
         // General guidance fills in after what the report names.
         if entry.general {
             score -= 3.0;
+        }
+        if ended {
+            score -= 2.0;
         }
         fits.push(Fit { entry: i, score, matches, global });
     }

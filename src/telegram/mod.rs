@@ -850,6 +850,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_link_is_a_url_button_and_other_data_a_callback() {
+        let link = keyboard_button("Official website", "https://empretec.unctad.org/");
+        assert!(matches!(&link.kind, teloxide::types::InlineKeyboardButtonKind::Url(u) if u.as_str() == "https://empretec.unctad.org/"));
+        let callback = keyboard_button("Details", "d:empretec");
+        assert!(matches!(&callback.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if d == "d:empretec"));
+        let broken = keyboard_button("Broken", "https://exa mple.org");
+        assert!(matches!(&broken.kind, teloxide::types::InlineKeyboardButtonKind::CallbackData(d) if d == "m"));
+    }
+
+    #[test]
     fn errors_are_classified_for_retry_block_or_drop() {
         assert_eq!(classify(&RequestError::Api(ApiError::BotBlocked)), Failure::Blocked);
         assert_eq!(classify(&RequestError::Api(ApiError::Unknown("Bad Gateway".into()))), Failure::Retry);

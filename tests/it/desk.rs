@@ -353,6 +353,7 @@ async fn a_reload_that_fails_keeps_the_running_content() {
     assert!(answer.starts_with("Not reloaded: the content has 1 problem(s)") && answer.contains("intents.toml:"), "{answer}");
     assert!(ask(&api, 9700, "what is empretec").await.contains("EMPRETEC"), "the old content still answers");
     std::fs::write(&intents, original.replace("You're welcome! Good luck with your business.", "Glad to help!")).unwrap();
-    assert!(ask(&api, ADMIN, "/reload").await.starts_with("Content reloaded: 40 knowledge entries"));
+    let reloaded = format!("Content reloaded: {} knowledge entries", support::shipped().entries.len());
+    assert!(ask(&api, ADMIN, "/reload").await.starts_with(&reloaded));
     assert!(ask(&api, 9700, "thank you").await.contains("Glad to help!"));
 }

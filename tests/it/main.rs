@@ -8,6 +8,7 @@ mod desk;
 mod fake_bot_api;
 mod faults;
 mod fuzz_replay;
+mod knowledge;
 mod languages;
 mod properties;
 mod robustness;

@@ -185,6 +185,16 @@ async fn questions_links_inline_mode_old_buttons_stickers_and_groups() {
         order[0].contains("EMPRETEC") && order[1].contains("Genilem") && order[2].contains("UNIDO") && order[3].contains("EMPRETEC"),
         "{order:?}"
     );
+    // An entry's official link is a URL button (it opens the page; no callback data).
+    let markup = api.messages(2007)[0].reply_markup.clone().expect("the card has buttons");
+    let rows = markup["inline_keyboard"].as_array().cloned().unwrap_or_default();
+    let link = rows.iter().flat_map(|r| r.as_array().cloned().unwrap_or_default()).find(|b| b.get("url").is_some());
+    assert!(
+        link.as_ref().is_some_and(
+            |b| b["url"].as_str().is_some_and(|u| u.starts_with("https://empretec.unctad.org")) && b.get("callback_data").is_none()
+        ),
+        "{markup}"
+    );
     // A sticker gets a friendly answer.
     api.push_sticker(2005, 2005, "en", "👍");
     wait_text(&api, 2005, "I can only read text messages").await;
