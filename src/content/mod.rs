@@ -726,6 +726,10 @@ pub fn placeholders(text: &str) -> Vec<&str> {
     out
 }
 
+/// The entry about the source of the advice (the report and the expert meeting): questions about
+/// the report or the meeting are lifted towards it.
+pub const SOURCE_ENTRY: &str = "about-the-report";
+
 /// The matcher's view of the content: the languages with their stopwords, the vocabulary's
 /// concepts, and one document per entry and intent with its fields.
 pub fn build_index(languages: &[Language], vocab: &Vocabulary, entries: &[Entry], intents: &[Intent]) -> Index {
@@ -793,7 +797,14 @@ pub fn build_index(languages: &[Language], vocab: &Vocabulary, entries: &[Entry]
             .chain(entry.sectors.iter().filter(|s| s.as_str() != ANY).map(|s| format!("sector:{s}")))
             .chain(entry.needs.iter().map(|n| format!("need:{n}")))
             .collect();
-        documents.push(Document { doc: Doc::Entry(i), name: format!("entry:{}", entry.id), texts, concepts, patterns: Vec::new() });
+        documents.push(Document {
+            doc: Doc::Entry(i),
+            name: format!("entry:{}", entry.id),
+            texts,
+            concepts,
+            patterns: Vec::new(),
+            source: entry.id == SOURCE_ENTRY,
+        });
     }
     for (i, intent) in intents.iter().enumerate() {
         let mut texts = Vec::new();
@@ -809,6 +820,7 @@ pub fn build_index(languages: &[Language], vocab: &Vocabulary, entries: &[Entry]
             texts,
             concepts: Vec::new(),
             patterns: intent.patterns.clone(),
+            source: false,
         });
     }
     Index::build(&lexicon, documents)

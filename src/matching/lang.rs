@@ -153,6 +153,80 @@ const PROVIDER_CUES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Phrases that ask about the source of the advice: the report and the expert meeting. They lift the
+/// content's document about its source (see `Document::source`) and stay in the ranking.
+const SOURCE_CUES: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "the meeting",
+            "this meeting",
+            "that meeting",
+            "expert meeting",
+            "the report",
+            "this report",
+            "which report",
+            "what report",
+            "your information",
+            "your info",
+            "your source",
+            "your sources",
+            "this advice come from",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "la reunion",
+            "cette reunion",
+            "reunion d experts",
+            "le rapport",
+            "ce rapport",
+            "quel rapport",
+            "vos infos",
+            "vos informations",
+            "votre source",
+            "vos sources",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "la reunion",
+            "esta reunion",
+            "esa reunion",
+            "reunion de expertos",
+            "el informe",
+            "este informe",
+            "que informe",
+            "la info q me das",
+            "la info que me das",
+            "tu fuente",
+            "su fuente",
+            "tus fuentes",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "a reuniao",
+            "esta reuniao",
+            "essa reuniao",
+            "na reuniao",
+            "reuniao de especialistas",
+            "reuniao de peritos",
+            "o relatorio",
+            "este relatorio",
+            "esse relatorio",
+            "qual relatorio",
+            "essas informacoes",
+            "essa informacao",
+            "sua fonte",
+            "suas fontes",
+        ],
+    ),
+];
+
 /// Phrases that ask the advisor itself for money, which it never gives.
 const PERSONAL_CUES: &[(&str, &[&str])] = &[
     (
@@ -357,6 +431,7 @@ pub struct Lang {
     provider_cues: Vec<Vec<String>>,
     approach_cues: Vec<Vec<String>>,
     personal_cues: Vec<Vec<String>>,
+    source_cues: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for Lang {
@@ -392,6 +467,7 @@ impl Lang {
             provider_cues: cues(PROVIDER_CUES, code),
             approach_cues: cues(APPROACH_CUES, code),
             personal_cues: cues(PERSONAL_CUES, code),
+            source_cues: cues(SOURCE_CUES, code),
         }
     }
 
@@ -405,6 +481,13 @@ impl Lang {
 
     pub fn is_stop(&self, word: &str) -> bool {
         self.stopwords.contains(word)
+    }
+
+    /// Whether the question asks about the source of the advice (the report, the meeting).
+    pub fn about_source(&self, words: &[&str]) -> bool {
+        self.source_cues
+            .iter()
+            .any(|cue| cue.len() <= words.len() && words.windows(cue.len()).any(|w| w.iter().zip(cue).all(|(a, b)| a == b)))
     }
 
     /// The question's type from its cue phrases, and which words the cue covers (left out of ranking).
