@@ -1507,7 +1507,8 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
     let mut diags = Vec::new();
     let key = regex::Regex::new(r#"(?:^|[\s{,.])([a-z]{2})\s*=\s*["\[]"#).expect("valid regex");
     let section = regex::Regex::new(r"^\s*\[([^\]]+)\]\s*$").expect("valid regex");
-    // Whole words, any case; a straight apostrophe also matches a curly one.
+    // Whole words, any case; a straight apostrophe also matches a curly one. One pass of a set over
+    // each line finds the few patterns worth running.
     let mut patterns = Vec::new();
     for term in glossary {
         for (lang, words) in &term.avoid {
@@ -1518,6 +1519,10 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
                 }
             }
         }
+    }
+    let Ok(set) = regex::RegexSet::new(patterns.iter().map(|(_, _, re)| re.as_str())) else { return diags };
+    if patterns.is_empty() {
+        return diags;
     }
     for file in files {
         let name = Path::new(&file.path).file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -1539,7 +1544,7 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
             if words_only || listed.iter().any(|p| trimmed.starts_with(p)) {
                 continue;
             }
-            for (term, lang, re) in &patterns {
+            for (term, lang, re) in set.matches(line).into_iter().map(|i| &patterns[i]) {
                 for found in re.find_iter(line) {
                     // The language of the text: the nearest `xx = "` before it on the line, else the section.
                     let lang_here = key.captures_iter(&line[..found.start()]).last().map(|c| c[1].to_string()).or_else(|| current.clone());
