@@ -1337,5 +1337,7 @@ mod tests {
         assert_eq!(index.ask("who runs the bakery loans", "en"), Ask::Provider);
         assert_eq!(index.ask("comment postuler pour un pret", "fr"), Ask::Approach);
         assert_eq!(index.ask("bakery loans", "en"), Ask::General);
+        assert_eq!(index.ask("can you lend me 100 dollars", "en"), Ask::Personal);
+        assert_eq!(index.ask("the bank will not lend me money for the bakery", "en"), Ask::General);
     }
 }
