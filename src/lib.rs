@@ -5,6 +5,7 @@
 //! - [`content`] loads `dialogs/` and `knowledge/` into a validated [`content::Content`], reporting
 //!   every problem as `path:line:col: message`.
 //! - [`matching`] normalises free text and matches it against intents and entries, tolerating typos.
+//! - [`eval`] scores the matcher on the evaluation set in `tests/eval/`.
 //! - [`engine`] is the pure dialog engine: `step(content, session, input, now) -> Step`.
 //! - [`desk`] is the staff desk's pure part: staff commands, roles, inquiry views, statistics and exports.
 //! - [`broadcast`] is the pure part of programme calls: the call format, who a call reaches, pacing.
@@ -23,6 +24,7 @@ pub mod content;
 pub mod dates;
 pub mod desk;
 pub mod engine;
+pub mod eval;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod matching;

@@ -180,6 +180,27 @@ enum Command {
         #[command(subcommand)]
         command: BroadcastCommand,
     },
+    /// How a question is read: language, terms, top documents with per-field scores, decision
+    Explain {
+        question: String,
+        /// The asker's language (the prior of the language detection)
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
+    /// Accuracy of free-question matching on the evaluation set; exits non-zero below the targets
+    Eval {
+        /// Evaluation files or folders (default: tests/eval)
+        files: Vec<PathBuf>,
+        /// Only this split (dev or test)
+        #[arg(long)]
+        split: Option<String>,
+        /// Print a grid of thresholds on the dev split instead
+        #[arg(long)]
+        tune: bool,
+        /// List every question, not only the mistakes
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Updates that failed every attempt to handle them: list them, or run one again after a fix
     Quarantine {
         #[command(subcommand)]
@@ -401,6 +422,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Explain { question, lang } => {
+            let content = load_for_matching(&config)?;
+            let lang = content.language_for(Some(&lang));
+            print!("{}", content.index.explain(&question, &sme_advisor::matching::Asker::lang(&lang)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { files, split, tune, verbose } => {
+            let content = load_for_matching(&config)?;
+            let files = if files.is_empty() { vec![PathBuf::from("tests/eval")] } else { files };
+            let ok = sme_advisor::eval::run(&content, &files, split.as_deref(), tune, verbose)?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Chat { user, lang } => {
             let mut store = open_store(&config)?;
             let content = load_content(&config, &learned(&store)?)?;
@@ -518,6 +551,18 @@ fn load_content(config: &Config, extras: &[content::ExtraExample]) -> anyhow::Re
         let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the content has {} problem(s); run `sme-advisor check`:\n{}", diags.len(), lines.join("\n"))
     })
+}
+
+/// Loads content for `explain` and `eval`: examples that miss their entry are reported, not fatal.
+fn load_for_matching(config: &Config) -> anyhow::Result<Content> {
+    let (content, diags) = content::load_dirs_for_matching(&config.dialogs_dir, &config.knowledge_dir).map_err(|diags| {
+        let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the content has {} problem(s); run `sme-advisor check`:\n{}", diags.len(), lines.join("\n"))
+    })?;
+    for d in &diags {
+        eprintln!("warning: {d}");
+    }
+    Ok(content)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -322,8 +322,8 @@ pub fn from_answers(answers: &BTreeMap<String, String>, content: &Content, lang:
             }
             let found = content
                 .index
-                .resolve(kind, part)
-                .or_else(|| if kind == VocabKind::Country { content.index.resolve(VocabKind::Region, part) } else { None });
+                .resolve(kind.name(), part, lang)
+                .or_else(|| if kind == VocabKind::Country { content.index.resolve(VocabKind::Region.name(), part, lang) } else { None });
             match found {
                 Some(id) => out.push(id),
                 None => return Err(part.to_string()),

@@ -56,7 +56,7 @@ use toml::Spanned;
 
 use super::reader::{File, Table, did_you_mean};
 use super::*;
-use crate::matching::{Index, Match};
+use crate::matching::{Asker, Match};
 
 /// The longest evidence quote, in words (the format asks for "about 30").
 pub const MAX_QUOTE_WORDS: usize = 40;
@@ -126,6 +126,19 @@ pub fn load_dirs_with(dialogs: &Path, knowledge: &Path, extras: &[ExtraExample])
     from_sources_with(&files, |path| path.starts_with(&dialogs_prefix), extras)
 }
 
+/// Reads and loads the content folders even when some example questions do not reach their own
+/// entry or intent, returning those problems beside the content: `explain` and `eval` diagnose
+/// matching with it. Every other problem still fails the load.
+pub fn load_dirs_for_matching(dialogs: &Path, knowledge: &Path) -> Result<(Content, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let files = read_dirs(dialogs, knowledge)?;
+    let dialogs_prefix = dialogs.display().to_string();
+    let mut b = Builder { skip_self_test: true, ..Builder::default() };
+    b.read(&files, |path| path.starts_with(&dialogs_prefix));
+    let content = b.finish()?;
+    let diags = self_test(&content);
+    Ok((content, diags))
+}
+
 /// Builds content from files; `is_dialog` tells dialog files from knowledge files.
 /// A knowledge file named `vocabulary.toml` is the vocabulary; every other one is an entry.
 pub fn from_sources(files: &[SourceFile], is_dialog: impl Fn(&str) -> bool) -> Result<Content, Vec<Diagnostic>> {
@@ -139,35 +152,44 @@ pub fn from_sources_with(
     extras: &[ExtraExample],
 ) -> Result<Content, Vec<Diagnostic>> {
     let mut b = Builder { extras: extras.to_vec(), ..Builder::default() };
-    for source in files {
-        if b.first_dialog.is_none() && is_dialog(&source.path) {
-            b.first_dialog = Some(Loc { path: source.path.clone(), line: 1, col: 1 });
-        }
-        let file = File::new(&source.path, &source.text);
-        if let Some(root) = file.parse() {
-            let table = Table::root(&file, &root);
-            if is_dialog(&source.path) {
-                b.dialog_file(table);
-            } else if Path::new(&source.path).file_name().is_some_and(|n| n == "vocabulary.toml") {
-                b.vocabulary_file(table);
-            } else if Path::new(&source.path).file_name().is_some_and(|n| n == "links.toml") {
-                b.links_file(table);
-            } else if Path::new(&source.path).file_name().is_some_and(|n| n == "glossary.toml") {
-                b.glossary_file(table);
-            } else {
-                b.entry_file(table);
-            }
-        }
-        b.diags.extend(file.into_diagnostics());
-    }
-    // Texts shown to users follow the glossary.
-    let glossary = b.glossary.clone();
-    b.diags.extend(glossary_findings(files, &glossary));
+    b.read(files, is_dialog);
     b.finish()
+}
+
+impl Builder {
+    fn read(&mut self, files: &[SourceFile], is_dialog: impl Fn(&str) -> bool) {
+        let b = self;
+        for source in files {
+            if b.first_dialog.is_none() && is_dialog(&source.path) {
+                b.first_dialog = Some(Loc { path: source.path.clone(), line: 1, col: 1 });
+            }
+            let file = File::new(&source.path, &source.text);
+            if let Some(root) = file.parse() {
+                let table = Table::root(&file, &root);
+                if is_dialog(&source.path) {
+                    b.dialog_file(table);
+                } else if Path::new(&source.path).file_name().is_some_and(|n| n == "vocabulary.toml") {
+                    b.vocabulary_file(table);
+                } else if Path::new(&source.path).file_name().is_some_and(|n| n == "links.toml") {
+                    b.links_file(table);
+                } else if Path::new(&source.path).file_name().is_some_and(|n| n == "glossary.toml") {
+                    b.glossary_file(table);
+                } else {
+                    b.entry_file(table);
+                }
+            }
+            b.diags.extend(file.into_diagnostics());
+        }
+        // Texts shown to users follow the glossary.
+        let glossary = b.glossary.clone();
+        b.diags.extend(glossary_findings(files, &glossary));
+    }
 }
 
 #[derive(Default)]
 struct Builder {
+    /// Leave the self-test of example questions to the caller.
+    skip_self_test: bool,
     diags: Vec<Diagnostic>,
     languages: Vec<(Language, Loc)>,
     messages: Vec<(String, Spanned<LangText>, Loc)>,
@@ -1371,7 +1393,7 @@ impl Builder {
             return Err(diags);
         }
         let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords };
-        let index = Index::build(&vocab, &entries, &intents);
+        let index = super::build_index(&languages, &vocab, &entries, &intents);
         let content = Content {
             languages,
             messages,
@@ -1384,7 +1406,7 @@ impl Builder {
             glossary: self.glossary,
             index,
         };
-        let diags = self_test(&content);
+        let diags = if self.skip_self_test { Vec::new() } else { self_test(&content) };
         if diags.is_empty() { Ok(content) } else { Err(diags) }
     }
 }
@@ -1430,44 +1452,46 @@ fn one_line(text: &str) -> String {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
+/// An example whose own document is not among this many best-ranked on its words is stolen.
+const STOLEN_BELOW: usize = 3;
+
 /// Every example question must lead to its own entry or intent.
 fn self_test(content: &Content) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let describe = |m: &Match| match m {
         Match::Answer(doc, c) => format!("`{}` (confidence {c:.2})", content.index.doc_name(*doc)),
-        Match::Suggest(docs) => format!(
+        Match::Choose(docs) => format!(
             "a \"did you mean\" between {}",
             docs.iter().map(|(d, c)| format!("`{}` ({c:.2})", content.index.doc_name(*d))).collect::<Vec<_>>().join(" and ")
         ),
         Match::Nothing => "nothing".to_string(),
     };
+    // Answered, and among the best ranked on its own words too: an example that other documents outrank is stolen
+    // (the answer alone could come from the rule that an example's exact terms lead to its document).
+    let check = |diags: &mut Vec<Diagnostic>, loc: &Loc, lang: &str, example: &str, own: String| {
+        let ranking = content.index.rank(example, &Asker::lang(lang));
+        let m = ranking.decide(&crate::matching::THRESHOLDS);
+        let answered = matches!(&m, Match::Answer(doc, _) if content.index.doc_name(*doc) == own);
+        let near_top = ranking.top.iter().take(STOLEN_BELOW).any(|(d, _)| content.index.doc_name(*d) == own);
+        if !answered {
+            let (kind, id) = own.split_once(':').unwrap_or(("entry", own.as_str()));
+            err(diags, loc, format!("example \"{example}\" does not lead to {kind} `{id}`: it matches {}", describe(&m)));
+        } else if !near_top {
+            let first = ranking.top.iter().map(|(d, _)| format!("`{}`", content.index.doc_name(*d))).take(STOLEN_BELOW);
+            err(diags, loc, format!("example \"{example}\" of `{own}` ranks below {} on its words", first.collect::<Vec<_>>().join(", ")));
+        }
+    };
     for entry in &content.entries {
         for (lang, text) in &entry.texts {
             for (loc, example) in &text.examples {
-                let m = content.index.search(example, lang);
-                let ok = matches!(&m, Match::Answer(doc, _) if content.index.doc_name(*doc) == format!("entry:{}", entry.id));
-                if !ok {
-                    err(
-                        &mut diags,
-                        loc,
-                        format!("example \"{example}\" does not lead to entry `{}`: it matches {}", entry.id, describe(&m)),
-                    );
-                }
+                check(&mut diags, loc, lang, example, format!("entry:{}", entry.id));
             }
         }
     }
     for intent in &content.intents {
         for (lang, examples) in &intent.examples {
             for (loc, example) in examples {
-                let m = content.index.search(example, lang);
-                let ok = matches!(&m, Match::Answer(doc, _) if content.index.doc_name(*doc) == format!("intent:{}", intent.id));
-                if !ok {
-                    err(
-                        &mut diags,
-                        loc,
-                        format!("example \"{example}\" does not lead to intent `{}`: it matches {}", intent.id, describe(&m)),
-                    );
-                }
+                check(&mut diags, loc, lang, example, format!("intent:{}", intent.id));
             }
         }
     }

@@ -10,10 +10,13 @@ pub mod reader;
 
 use std::collections::{BTreeMap, HashMap};
 
-pub use load::{ExtraExample, SourceFile, from_sources, from_sources_with, glossary_findings, load_dirs, load_dirs_with, read_dirs};
+pub use load::{
+    ExtraExample, SourceFile, from_sources, from_sources_with, glossary_findings, load_dirs, load_dirs_for_matching, load_dirs_with,
+    read_dirs,
+};
 pub use reader::{Diagnostic, Loc};
 
-use crate::matching::Index;
+use crate::matching::{self, Concept, Doc, Document, Field, Index, Lexicon};
 
 /// The language every text must exist in; other languages fall back to it.
 pub const DEFAULT_LANG: &str = "en";
@@ -34,6 +37,11 @@ pub const MAX_SUMMARY_CHARS: usize = 300;
 pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("fallback", &[]),
     ("did_you_mean", &[]),
+    ("choose_line", &["name", "provider", "summary"]),
+    ("choose_line_intent", &["label"]),
+    ("lead_provider", &["provider"]),
+    ("lead_approach", &["approach"]),
+    ("desk_explain", &["explanation"]),
     ("menu_changed", &[]),
     ("unknown_command", &["command"]),
     ("unsupported_input", &[]),
@@ -604,7 +612,7 @@ impl Content {
     pub fn with_entries(&self, extra: Vec<Entry>) -> Content {
         let mut entries = self.entries.clone();
         entries.extend(extra);
-        let index = Index::build(&self.vocab, &entries, &self.intents);
+        let index = build_index(&self.languages, &self.vocab, &entries, &self.intents);
         Content {
             languages: self.languages.clone(),
             messages: self.messages.clone(),
@@ -718,4 +726,104 @@ pub fn placeholders(text: &str) -> Vec<&str> {
         }
     }
     out
+}
+
+/// The entry about the source of the advice (the report and the expert meeting): questions about
+/// the report or the meeting are lifted towards it.
+pub const SOURCE_ENTRY: &str = "about-the-report";
+
+/// The matcher's view of the content: the languages with their stopwords, the vocabulary's
+/// concepts, and one document per entry and intent with its fields.
+pub fn build_index(languages: &[Language], vocab: &Vocabulary, entries: &[Entry], intents: &[Intent]) -> Index {
+    let stop = |code: &str| vocab.stopwords.get(code).cloned().unwrap_or_default();
+    let mut lexicon = Lexicon { languages: languages.iter().map(|l| (l.code.clone(), stop(&l.code))).collect(), concepts: Vec::new() };
+    for term in &vocab.terms {
+        let context = !matches!(term.kind, VocabKind::Need);
+        let place = matches!(term.kind, VocabKind::Country | VocabKind::Region);
+        let concept = format!("{}:{}", term.kind.name(), term.id);
+        let parent = term.region.as_ref().map(|r| format!("region:{r}"));
+        let names: Vec<(Option<String>, String)> = term.name.iter().map(|(l, n)| (Some(l.clone()), n.clone())).collect();
+        let mut synonyms: Vec<(Option<String>, String)> = Vec::new();
+        for (l, words) in &term.synonyms {
+            synonyms.extend(words.iter().map(|w| (Some(l.clone()), w.clone())));
+        }
+        // Places: names are proper names a typo may reach; their synonyms (cities, demonyms) only
+        // match as typed.
+        let (first, second) = if place { (names, synonyms) } else { ([names, synonyms].concat(), Vec::new()) };
+        lexicon.concepts.push(Concept {
+            term: concept.clone(),
+            context,
+            parent: parent.clone(),
+            phrases: first,
+            proper: place,
+            correct_to: true,
+        });
+        if !second.is_empty() {
+            lexicon.concepts.push(Concept { term: concept, context, parent, phrases: second, proper: true, correct_to: false });
+        }
+    }
+    for (lang, groups) in &vocab.synonyms {
+        for group in groups {
+            let Some(first) = group.first() else { continue };
+            lexicon.concepts.push(Concept {
+                term: format!("syn:{}", matching::normalize(first)),
+                context: false,
+                parent: None,
+                phrases: group.iter().map(|w| (Some(lang.clone()), w.clone())).collect(),
+                proper: false,
+                correct_to: true,
+            });
+        }
+    }
+    let mut documents = Vec::with_capacity(entries.len() + intents.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let mut texts = Vec::new();
+        for k in &entry.keywords {
+            texts.push((Field::Keywords, None, k.clone()));
+        }
+        for (lang, t) in &entry.texts {
+            let l = Some(lang.clone());
+            texts.push((Field::Name, l.clone(), format!("{} . {}", t.name, t.short)));
+            texts.push((Field::Provider, l.clone(), t.provider.clone()));
+            texts.push((Field::Summary, l.clone(), t.summary.clone()));
+            texts.push((Field::Offers, l.clone(), t.offers.clone()));
+            texts.push((Field::Eligible, l.clone(), t.eligible.clone()));
+            texts.push((Field::Approach, l.clone(), t.approach.clone()));
+            texts.extend(t.examples.iter().map(|(_, e)| (Field::Examples, l.clone(), e.clone())));
+        }
+        let concepts = entry
+            .countries
+            .iter()
+            .filter(|c| c.as_str() != GLOBAL)
+            .map(|c| if vocab.term(VocabKind::Country, c).is_some() { format!("country:{c}") } else { format!("region:{c}") })
+            .chain(entry.sectors.iter().filter(|s| s.as_str() != ANY).map(|s| format!("sector:{s}")))
+            .chain(entry.needs.iter().map(|n| format!("need:{n}")))
+            .collect();
+        documents.push(Document {
+            doc: Doc::Entry(i),
+            name: format!("entry:{}", entry.id),
+            texts,
+            concepts,
+            patterns: Vec::new(),
+            source: entry.id == SOURCE_ENTRY,
+        });
+    }
+    for (i, intent) in intents.iter().enumerate() {
+        let mut texts = Vec::new();
+        for (lang, words) in &intent.keywords {
+            texts.extend(words.iter().map(|w| (Field::Keywords, Some(lang.clone()), w.clone())));
+        }
+        for (lang, examples) in &intent.examples {
+            texts.extend(examples.iter().map(|(_, e)| (Field::Examples, Some(lang.clone()), e.clone())));
+        }
+        documents.push(Document {
+            doc: Doc::Intent(i),
+            name: format!("intent:{}", intent.id),
+            texts,
+            concepts: Vec::new(),
+            patterns: intent.patterns.clone(),
+            source: false,
+        });
+    }
+    Index::build(&lexicon, documents)
 }

@@ -275,6 +275,12 @@ pub fn inquiry(content: &Content, lang: &str, row: &InquiryRow, events: &[Event]
             &[("when", &format_time(event.at)), ("actor", &event.actor), ("kind", &event.kind), ("text", &shorten(&event.text, 200))],
         ));
     }
+    // How the matcher reads the question today, as `sme-advisor explain` prints it.
+    if row.kind == "question" {
+        let explanation = content.index.explain(&row.text, &crate::matching::Asker::lang(&row.lang));
+        text.push_str("\n\n");
+        text.push_str(&content.message("desk_explain", lang, &[("explanation", explanation.trim_end())]));
+    }
     let mut buttons = Vec::new();
     if row.status != "resolved" {
         buttons.push(Button { label: content.message("desk_button_resolve", lang, &[]), data: format!("k:res:{id}") });

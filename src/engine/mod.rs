@@ -25,7 +25,7 @@ pub use recommend::{Fit, recommend};
 pub use session::{Position, Profile, SESSION_VERSION, Session};
 
 use crate::content::{Action, Audience, Content, Entry, Expect, Kind, Status, Step as StepDef, Target, VocabKind, fill};
-use crate::matching::{Doc, MAX_QUERY_CHARS, Match};
+use crate::matching::{Ask, Asker, Doc, MAX_QUERY_CHARS, Match};
 
 /// Seconds since the Unix epoch, passed in by the front end.
 pub type Timestamp = i64;
@@ -447,7 +447,9 @@ impl<'c> Turn<'c> {
                     return;
                 }
                 // Not an answer: maybe a question; otherwise ask again.
-                match self.content.index.search(trimmed, &self.s.lang) {
+                // Only a confident answer leaves the question being asked (evidence of 1.5 times the
+                // answer threshold: confidence 0.6).
+                match self.content.index.search(trimmed, &self.asker()) {
                     Match::Answer(doc, confidence) if confidence >= 0.6 => self.answer(trimmed, doc, confidence),
                     _ => {
                         let lang = self.lang();
@@ -476,24 +478,37 @@ impl<'c> Turn<'c> {
 
     fn validate(&self, expect: &Expect, text: &str) -> Option<String> {
         match expect {
-            Expect::Term(kind) => self.content.index.resolve(*kind, text),
+            Expect::Term(kind) => self.content.index.resolve(kind.name(), text, &self.s.lang),
             Expect::Text { max_chars } => (text.chars().count() <= *max_chars).then(|| text.to_string()),
             Expect::Pattern(re) => re.is_match(text).then(|| text.to_string()),
         }
     }
 
-    /// A free question: answer it, suggest, or fall back and log it as unanswered.
+    /// Who asks, for the matcher: the chosen language and the stored profile, which breaks ties.
+    fn asker(&self) -> Asker<'_> {
+        let p = &self.s.profile;
+        let profile = p
+            .country
+            .iter()
+            .map(|c| if self.content.vocab.term(VocabKind::Country, c).is_some() { format!("country:{c}") } else { format!("region:{c}") })
+            .chain(p.sector.iter().map(|s| format!("sector:{s}")))
+            .collect();
+        Asker { lang: &self.s.lang, profile }
+    }
+
+    /// A free question: answer it, offer the close answers by name, or decline and log it as unanswered.
     fn question(&mut self, text: &str) {
-        match self.content.index.search(text, &self.s.lang) {
+        match self.content.index.search(text, &self.asker()) {
             Match::Answer(doc, confidence) => self.answer(text, doc, confidence),
-            Match::Suggest(docs) => {
+            Match::Choose(docs) => {
                 let mut buttons = Vec::new();
+                let mut lines = vec![self.msg("did_you_mean", &[])];
                 for (doc, _) in &docs {
+                    lines.push(self.doc_line(*doc));
                     buttons.push(self.doc_button(*doc));
                 }
                 buttons.push(self.button("button_human", "h"));
-                let text_out = self.msg("did_you_mean", &[]);
-                self.replies.push(Reply { title: None, text: text_out, buttons });
+                self.replies.push(Reply { title: None, text: lines.join("\n\n"), buttons });
                 let matched = docs.iter().map(|(d, _)| self.content.index.doc_name(*d).to_string()).collect();
                 self.log_question(text, matched, docs[0].1, false, None);
                 self.s.last_question = Some(text.to_string());
@@ -504,6 +519,22 @@ impl<'c> Turn<'c> {
                 self.replies.push(Reply { title: None, text: text_out, buttons });
                 self.log_question(text, Vec::new(), 0.0, false, None);
                 self.s.last_question = Some(text.to_string());
+            }
+        }
+    }
+
+    /// One compact line for a document offered among others: name, provider and one sentence.
+    fn doc_line(&self, doc: Doc) -> String {
+        let lang = self.lang();
+        match doc {
+            Doc::Entry(i) => {
+                let t = self.content.entry_text(&self.content.entries[i], &lang);
+                let sentence = first_sentence(&t.summary);
+                self.msg("choose_line", &[("name", &t.name), ("provider", &t.provider), ("summary", sentence)])
+            }
+            Doc::Intent(i) => {
+                let label = self.content.pick(&self.content.intents[i].label, &lang).to_string();
+                self.msg("choose_line_intent", &[("label", &label)])
             }
         }
     }
@@ -532,7 +563,8 @@ impl<'c> Turn<'c> {
                 let entry = &self.content.entries[i];
                 let topic = Some(entry.kind.name().to_string());
                 let id = entry.id.clone();
-                self.show_card(&id, None);
+                let ask = self.content.index.ask(text, &self.s.lang);
+                self.show_card_for(&id, None, ask);
                 self.log_question(text, vec![name], confidence, true, topic);
             }
             Doc::Intent(i) => {
@@ -540,7 +572,7 @@ impl<'c> Turn<'c> {
                 // "credit for my shop in Kenya": fill a blank country before the flow asks; never overwrite.
                 // (Sectors are not taken this way: "business services" names both a menu and a sector.)
                 if self.slot("country").is_none()
-                    && let Some(id) = self.content.index.resolve(VocabKind::Country, text)
+                    && let Some(id) = self.content.index.resolve(VocabKind::Country.name(), text, &self.s.lang)
                 {
                     self.set_slot("country", &id);
                 }
@@ -969,17 +1001,29 @@ impl<'c> Turn<'c> {
     /// the status, the money-safety note, and buttons for the details, a successor and the link.
     /// `why` is the whole "why it fits" line.
     fn show_card(&mut self, id: &str, why: Option<String>) {
+        self.show_card_for(id, why, Ask::General);
+    }
+
+    /// A card that leads with what the question asked: the provider ("who runs it") or how to
+    /// approach it ("how do I apply"), then the summary.
+    fn show_card_for(&mut self, id: &str, why: Option<String>, ask: Ask) {
         let Some(entry) = self.content.entry(id) else { return };
         let lang = self.lang();
         let text = self.content.entry_text(entry, &lang);
         let mut body = Vec::new();
+        // "How do I apply": how to approach it comes first.
+        if ask == Ask::Approach {
+            body.push(self.msg("lead_approach", &[("approach", &text.approach)]));
+        }
         if entry.audience == Audience::Agency {
             body.push(self.msg("label_agency", &[]));
         }
         if entry.general {
             body.push(self.msg("label_general", &[]));
         }
-        body.push(self.msg("provider_line", &[("provider", &text.provider)]));
+        // "Who runs it": the provider line says so.
+        let provider_key = if ask == Ask::Provider { "lead_provider" } else { "provider_line" };
+        body.push(self.msg(provider_key, &[("provider", &text.provider)]));
         body.push(text.summary.clone());
         if let Some(business) = text.business.as_deref().filter(|_| entry.audience == Audience::Agency) {
             body.push(self.msg("business_line", &[("business", business)]));
@@ -1087,5 +1131,13 @@ impl<'c> Turn<'c> {
         let mut buttons = self.entry_buttons(entry);
         buttons.extend(self.menu_buttons());
         self.replies.push(Reply { title: Some(text.name.clone()), text: body.join("\n\n"), buttons });
+    }
+}
+
+/// The first sentence of a text (up to the first full stop followed by a space), for compact lines.
+fn first_sentence(text: &str) -> &str {
+    match text.find(". ") {
+        Some(end) => &text[..=end],
+        None => text,
     }
 }

@@ -1,39 +1,162 @@
-//! Matching free text against intents and knowledge entries, tolerant of case, accents, punctuation and typos.
+//! Matching free text against intents and knowledge entries: per-language analysis, BM25F ranking
+//! over every field, vocabulary concepts, and a decision to answer, offer a choice or decline.
 //!
-//! Text is normalised (NFKD, accents and punctuation removed, lowercase), split into words, and
-//! mapped onto terms: vocabulary phrases and synonym groups become one concept term
-//! (`need:credit`, `syn:supplier`), other words stay words. A word the content never uses is
-//! corrected to the nearest word it does use (SymSpell-style deletion lookup, then
-//! `strsim::damerau_levenshtein`: one edit for 4-7 letters, two from 8). Documents (entries and
-//! intents) are scored by weighted term overlap with inverse document frequency; the confidence is
-//! the share of the question a document explains.
+//! The stages, each explainable (`sme-advisor explain "question"` prints all of them):
+//!
+//! 1. **Normalise**: NFKD, accents and punctuation removed, lowercase.
+//! 2. **Detect the language** among the content languages: each word that is a stopword of a
+//!    language counts 1 for it, a content word used by some languages but not all counts 0.5 for
+//!    each; the user's language starts with [`PRIOR`], so short or mixed questions stay in it.
+//! 3. **Question type** from cue phrases of that language ("who runs", "comment postuler"): the card
+//!    then leads with the provider or with how to approach it; cue words are not ranked.
+//! 4. **Typo correction** of a word no content language uses, within the detected language's words
+//!    and the content's proper names only, never for words of three letters or fewer, one edit up to
+//!    seven letters and two from eight, the first letter kept; a proper name (an organisation or a
+//!    place) is reached by one edit only.
+//! 5. **Terms**: vocabulary phrases (countries, cities, sectors, needs, synonym groups, multi-word
+//!    keywords) become concept terms; other words lose the detected language's stopwords and are
+//!    stemmed by its Snowball stemmer. A word the detected language does not use but another does
+//!    (code-switching) is read in that other language.
+//! 6. **Ranking**: BM25F over the fields of each document in the question's language (name,
+//!    provider, summary, offers, eligible, approach, keywords, examples) plus its concepts
+//!    (countries, sectors, needs), with the field weights below. A country in the question also asks
+//!    for its region at half weight. A document matched only on where the asker is or what it does
+//!    (country, sector) counts [`CONTEXT_ONLY`] of its score when the question asks about something.
+//!    The user's stored profile breaks ties ([`PROFILE_TIE`]).
+//! 7. **Decision** ([`Thresholds`]): the best score above the null model (the mean score of all
+//!    documents for this question) is the evidence; with enough evidence and a clear margin over the
+//!    runner-up, answer; with some evidence, offer the two or three close documents; otherwise decline.
+
+mod lang;
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-use crate::content::{ANY, Entry, GLOBAL, Intent, VocabKind, Vocabulary};
+pub use lang::{Ask, Lang};
 
-/// Confidence from which the best document is given as the answer.
-pub const ANSWER_CONFIDENCE: f32 = 0.40;
-/// Confidence from which a document is offered as "did you mean".
-pub const SUGGEST_CONFIDENCE: f32 = 0.25;
-/// A runner-up within this much confidence of the best makes the match ambiguous.
-pub const CLOSE_MARGIN: f32 = 0.1;
 /// Text beyond this many characters is not read for matching.
 pub const MAX_QUERY_CHARS: usize = 1000;
 
-const W_KEYWORD: f32 = 3.0;
-const W_NAME: f32 = 2.5;
-const W_EXAMPLE: f32 = 2.0;
-const W_CONCEPT: f32 = 1.5;
-const W_PROVIDER: f32 = 1.5;
-const W_SUMMARY: f32 = 1.0;
-const W_MAX: f32 = W_KEYWORD;
-const MAX_PHRASE_WORDS: usize = 8;
+/// The user's own language starts with this much evidence (a stopword counts 1).
+pub const PRIOR: f32 = 0.75;
+/// How much a term read through a typo correction counts.
+const CORRECTED: f32 = 0.6;
+/// How much a word counts that does not name what a document is (see `anchor`): a word of the
+/// texts, which chance puts in many a question.
+const ORDINARY: f32 = 0.6;
+/// How much a word read in another language than the detected one counts.
+const FOREIGN: f32 = 0.8;
+/// A region asked for through one of its countries counts this much.
+const REGION_OF_COUNTRY: f32 = 0.5;
+/// The share of its score a document keeps when it matches only context terms (country, region,
+/// sector, size, stage) of a question that also asks about something.
+pub const CONTEXT_ONLY: f32 = 0.3;
+/// A document matching the user's stored country (or its region) or sector gains this share: enough
+/// to break a tie, never enough to overturn a difference in evidence.
+pub const PROFILE_TIE: f32 = 0.02;
+/// What a question about the report or the meeting adds to the document about the source.
+pub const SOURCE_LIFT: f32 = 4.0;
 /// Intents win ties against entries: a generic question is better served by a guided flow.
-const INTENT_BOOST: f32 = 1.1;
+const INTENT_TIE: f32 = 0.03;
+const MAX_PHRASE_WORDS: usize = 8;
+/// Longer words are matched exactly, never corrected (a 1000-letter word once took two minutes).
+const MAX_TYPO_CHARS: usize = 24;
+
+/// BM25 saturation.
+const K1: f32 = 1.2;
+
+/// The fields of a document, with their BM25F weight and length normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    Name,
+    Provider,
+    Summary,
+    Offers,
+    Eligible,
+    Approach,
+    Keywords,
+    Examples,
+    /// The document's countries, sectors and needs, as concept terms.
+    Concepts,
+}
+
+impl Field {
+    pub const ALL: [Field; 9] = [
+        Field::Name,
+        Field::Provider,
+        Field::Summary,
+        Field::Offers,
+        Field::Eligible,
+        Field::Approach,
+        Field::Keywords,
+        Field::Examples,
+        Field::Concepts,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Provider => "provider",
+            Field::Summary => "summary",
+            Field::Offers => "offers",
+            Field::Eligible => "eligible",
+            Field::Approach => "approach",
+            Field::Keywords => "keywords",
+            Field::Examples => "examples",
+            Field::Concepts => "concepts",
+        }
+    }
+
+    /// (weight, b). Names, keywords and concepts say what a document is about; summaries and
+    /// examples say it in a user's words; offers, eligibility and approach mention much else.
+    fn params(self) -> (f32, f32) {
+        match self {
+            Field::Name => (3.0, 0.5),
+            Field::Provider => (2.0, 0.5),
+            Field::Summary => (1.5, 0.75),
+            Field::Offers => (0.8, 0.75),
+            Field::Eligible => (0.6, 0.75),
+            Field::Approach => (0.6, 0.75),
+            Field::Keywords => (3.0, 0.3),
+            Field::Examples => (1.5, 0.75),
+            Field::Concepts => (1.5, 0.0),
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// When to answer, offer a choice, or decline.
+///
+/// Chosen on the dev split of `tests/eval/` with `sme-advisor eval --tune` (never on the test
+/// split), see the values' comments; `evidence` is the best score minus the null model's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Thresholds {
+    /// Below this evidence, decline.
+    pub decline: f32,
+    /// From this evidence with a clear margin, answer.
+    pub answer: f32,
+    /// The runner-up must be below `best * (1 - margin)` for an answer; documents above it are
+    /// offered together.
+    pub margin: f32,
+}
+
+/// The thresholds in use, from `sme-advisor eval --tune` on the dev split (294 questions,
+/// 2026-12-06, after the `kb` merge of 07:45):
+///
+/// - `decline = 4.5`: the lowest evidence that declines all 36 out-of-domain dev questions (the
+///   hardest were near-domain: a stomach ache with "medicament" and "depuis 2 jours" at 4.9 before
+///   time words became stopwords, savings in bitcoin at 3.5-4.1); every lower value leaves one answered.
+/// - `answer = 6.0`, `margin = 0.3`: among the settings that keep confident wrong answers under 3%
+///   (2.4% here) with the most right answers (80.3%; 82.7% once questions about the report lift its
+///   entry), the one with the widest margin; a narrower
+///   margin answers more questions as a card but lets close calls through (2.7% at 0.15).
+pub const THRESHOLDS: Thresholds = Thresholds { decline: 4.5, answer: 6.0, margin: 0.3 };
 
 /// Lowercase, without accents, punctuation or emoji, single spaces.
 pub fn normalize(text: &str) -> String {
@@ -64,55 +187,229 @@ pub enum Doc {
     Intent(usize),
 }
 
+/// A document as the content hands it to the index.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub doc: Doc,
+    /// `entry:<id>` or `intent:<id>`.
+    pub name: String,
+    /// Field texts; a language of `None` holds in every language (an entry's keywords).
+    pub texts: Vec<(Field, Option<String>, String)>,
+    /// Concept terms: `country:uganda`, `region:africa`, `sector:agriculture`, `need:credit`.
+    pub concepts: Vec<String>,
+    pub patterns: Vec<regex::Regex>,
+    /// The document about the source of the advice (the report and the meeting), which questions
+    /// about the report or the meeting lift by [`SOURCE_LIFT`].
+    pub source: bool,
+}
+
+/// A concept of the vocabulary and the phrases that name it.
+#[derive(Clone, Debug)]
+pub struct Concept {
+    /// `country:uganda`, `need:credit`, `syn:supplier`...
+    pub term: String,
+    /// Where the asker is or what it does (country, region, sector, size, stage), not what it asks.
+    pub context: bool,
+    /// A country's region term.
+    pub parent: Option<String>,
+    /// Phrases, each in a language or in all (`None`).
+    pub phrases: Vec<(Option<String>, String)>,
+    /// A place or an organisation: its words may be typo-corrected from any language.
+    pub proper: bool,
+    /// Whether a typed word may be corrected into one of these phrases' words (not for the long
+    /// lists of cities, whose short names would catch ordinary words).
+    pub correct_to: bool,
+}
+
+/// The languages, stopwords and concepts the index reads text with.
+#[derive(Clone, Debug, Default)]
+pub struct Lexicon {
+    /// Content languages with their stopwords.
+    pub languages: Vec<(String, Vec<String>)>,
+    pub concepts: Vec<Concept>,
+}
+
+/// Who asks: the language they chose and their stored profile (concept terms).
+#[derive(Clone, Debug, Default)]
+pub struct Asker<'a> {
+    pub lang: &'a str,
+    /// Concept terms of the stored profile: `country:uganda`, `sector:agriculture`.
+    pub profile: Vec<String>,
+}
+
+impl<'a> Asker<'a> {
+    pub fn lang(lang: &'a str) -> Asker<'a> {
+        Asker { lang, profile: Vec::new() }
+    }
+}
+
 /// The outcome of matching a question.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Match {
-    /// One document answers it, with this confidence.
+    /// One document answers it, with this confidence (0..1).
     Answer(Doc, f32),
-    /// One or two documents might; ask "did you mean".
-    Suggest(Vec<(Doc, f32)>),
+    /// Up to three documents are close: offer them.
+    Choose(Vec<(Doc, f32)>),
+    /// Nothing in the content answers it.
     Nothing,
+}
+
+/// How one word of the question was read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    pub word: String,
+    /// The term it became, or `None` (stopword, cue or unknown).
+    pub term: Option<String>,
+    pub how: &'static str,
+    pub weight: f32,
+}
+
+/// A term of the question with its weight and the language view whose postings it reads.
+#[derive(Clone, Copy, Debug)]
+struct QTerm {
+    term: u32,
+    lang: usize,
+    weight: f32,
+}
+
+/// The analysed question.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub lang: String,
+    /// Evidence per content language, in content order.
+    pub evidence: Vec<(String, f32)>,
+    pub ask: Ask,
+    pub readings: Vec<Reading>,
+    terms: Vec<QTerm>,
+    /// Words that are neither stopwords nor terms of the content.
+    pub unknown: usize,
+    /// Whether the question names a need of the vocabulary (credit, training...).
+    pub names_need: bool,
+    /// Whether it asks about the report or the meeting.
+    pub about_source: bool,
+}
+
+impl Analysis {
+    /// The question's terms, sorted: equal keys read the same.
+    fn key(&self) -> Vec<(u32, usize)> {
+        let mut key: Vec<(u32, usize)> = self.terms.iter().map(|q| (q.term, q.lang)).collect();
+        key.sort_unstable();
+        key.dedup();
+        key
+    }
+}
+
+/// The ranked documents for a question, before the decision.
+#[derive(Clone, Debug)]
+pub struct Ranking {
+    pub analysis: Analysis,
+    /// Best first, at most [`KEEP`].
+    pub top: Vec<(Doc, f32)>,
+    /// The mean score over all documents.
+    pub null: f32,
+    /// Whether the best document matched something besides context terms.
+    pub on_topic: bool,
+    /// Whether the best document shares a word that names it, or two words, with the question.
+    pub grounded: bool,
+    /// Whether the question names the best document's organisation or programme (a proper name).
+    pub named: bool,
+    /// Whether a pattern of an intent matched the whole text.
+    pub pattern: bool,
+    /// The document one of whose example questions has exactly the question's terms.
+    pub example: Option<Doc>,
+}
+
+/// How many ranked documents are kept.
+const KEEP: usize = 5;
+
+impl Ranking {
+    /// Best score minus the null model's.
+    pub fn evidence(&self) -> f32 {
+        self.top.first().map_or(0.0, |(_, s)| s - self.null)
+    }
+
+    /// How far the best score is ahead of the runner-up's, as a share of the best (0..1).
+    pub fn margin(&self) -> f32 {
+        match self.top.as_slice() {
+            [(_, s1), (_, s2), ..] if *s1 > 0.0 => (s1 - s2) / s1,
+            [_, ..] => 1.0,
+            [] => 0.0,
+        }
+    }
+
+    /// The decision under some thresholds.
+    pub fn decide(&self, th: &Thresholds) -> Match {
+        if self.pattern {
+            return Match::Answer(self.top[0].0, 1.0);
+        }
+        if self.analysis.ask == Ask::Personal {
+            return Match::Nothing;
+        }
+        if let Some(doc) = self.example {
+            return Match::Answer(doc, 1.0);
+        }
+        let Some(&(best, s1)) = self.top.first() else { return Match::Nothing };
+        let evidence = s1 - self.null;
+        // A question that names a programme or organisation of the content is never declined.
+        if (evidence < th.decline && !self.named) || !self.on_topic || !self.grounded {
+            return Match::Nothing;
+        }
+        let close: Vec<(Doc, f32)> = self.top.iter().take(3).copied().filter(|(_, s)| *s >= s1 * (1.0 - th.margin)).collect();
+        let confidence = |s: f32| {
+            let e = (s - self.null).max(0.0);
+            e / (e + th.answer)
+        };
+        if evidence >= th.answer && close.len() == 1 {
+            return Match::Answer(best, confidence(s1));
+        }
+        // Close documents, or a single one with too little evidence for an answer: offered by name.
+        Match::Choose(close.into_iter().map(|(d, s)| (d, confidence(s))).collect())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct WordInfo {
+    /// Bit `i`: used by content language `i`.
+    langs: u32,
+    /// A place or organisation name.
+    proper: bool,
+    /// A typed word may be corrected into it.
+    target: bool,
 }
 
 /// The search index over the content's own words.
 #[derive(Debug, Default)]
 pub struct Index {
-    docs: Vec<(Doc, String)>,
-    /// Term text to term id; concept terms look like `need:credit`.
+    langs: Vec<Lang>,
+    docs: Vec<Document>,
     terms: HashMap<String, u32>,
     term_names: Vec<String>,
-    /// Normalised phrase (one to four words) to the concept term it stands for.
-    phrases: HashMap<String, u32>,
-    stopwords: HashSet<String>,
-    /// Words the content uses, for typo correction, with how many documents use them.
-    words: HashMap<String, u32>,
-    deletes: HashMap<String, Vec<u32>>,
-    word_list: Vec<String>,
-    postings: Vec<Vec<(u32, f32)>>,
-    idf: Vec<f32>,
-    mean_idf: f32,
-    /// Whether a term is a country, region, sector, size or stage.
+    /// Whether a term is a context concept (country, region, sector, size, stage).
     context: Vec<bool>,
+    /// Whether a term names what a document is (a need, a synonym group, a keyword, a word of an
+    /// entry's name, keywords or provider), not only a word its texts use.
+    anchor: Vec<bool>,
+    /// Whether a term is the stem of a proper name of the content (an organisation, a programme).
+    named: Vec<bool>,
+    /// A country term's region term.
+    parent: HashMap<u32, u32>,
+    /// Normalised phrase to its concept term, with the languages it belongs to (bit mask).
+    phrases: HashMap<String, (u32, u32)>,
+    /// Per language: the stem of a one-word phrase of that language to its concept.
+    stem_phrases: Vec<HashMap<String, u32>>,
+    /// Surface words of the content, for typo correction and language evidence.
+    words: HashMap<String, WordInfo>,
+    word_list: Vec<String>,
+    deletes: HashMap<String, Vec<u32>>,
+    /// Per language view, per term: (document, BM25F weight with idf).
+    postings: Vec<Vec<Vec<(u32, f32)>>>,
+    /// Per language view, per field: average length.
+    avg_len: Vec<[f32; 9]>,
     patterns: Vec<(regex::Regex, usize)>,
+    /// The terms of each example question (sorted) to its document; `None` when two documents share them.
+    examples: HashMap<Vec<(u32, usize)>, Option<Doc>>,
+    all_langs: u32,
 }
-
-/// The terms of a text, with the number of words that matched nothing.
-#[derive(Debug, Default)]
-struct Analysis {
-    /// Terms with how much each counts: less when it came from a typo correction.
-    terms: Vec<(u32, f32)>,
-    unknown: usize,
-}
-
-/// How much a term read through a typo correction counts.
-const CORRECTED: f32 = 0.6;
-/// How much a context term (country, sector, ...) counts against the rest of a question.
-const CONTEXT: f32 = 0.4;
-
-/// Longer words are matched exactly, never corrected: no real word is this long, and the
-/// deletions of a word grow with the square of its length (a typed word of 1000 letters took two
-/// minutes and 1.2 GB in the fuzzing build).
-const MAX_TYPO_CHARS: usize = 24;
 
 /// Edits allowed between a content word and a typed word: none for short content words.
 fn index_edits(word: &str) -> usize {
@@ -124,12 +421,11 @@ fn index_edits(word: &str) -> usize {
     }
 }
 
-/// Edits allowed for a typed word; a three-letter word may be a four-letter one missing a letter.
-/// A word more than two letters longer than any correctable content word has none.
+/// Edits allowed for a typed word: none up to three letters.
 fn query_edits(word: &str) -> usize {
     match word.chars().count() {
-        0..=2 => 0,
-        3..=7 => 1,
+        0..=3 => 0,
+        4..=7 => 1,
         n if n <= MAX_TYPO_CHARS + 2 => 2,
         _ => 0,
     }
@@ -148,110 +444,144 @@ fn deletes(word: &str, edits: usize, out: &mut HashSet<String>) {
     }
 }
 
+/// One item of a text after the phrase pass: a concept, or a word left to stem.
+enum Item<'w> {
+    Concept(u32),
+    Word(&'w str),
+}
+
 impl Index {
-    pub fn build(vocab: &Vocabulary, entries: &[Entry], intents: &[Intent]) -> Index {
-        let mut index = Index::default();
-        for words in vocab.stopwords.values() {
-            index.stopwords.extend(words.iter().map(|w| normalize(w)));
+    pub fn build(lexicon: &Lexicon, documents: Vec<Document>) -> Index {
+        let mut index = Index { all_langs: (1u32 << lexicon.languages.len()) - 1, ..Index::default() };
+        for (code, stop) in &lexicon.languages {
+            index.langs.push(Lang::new(code, stop.iter().map(|w| normalize(w))));
         }
-        for term in &vocab.terms {
-            let concept = index.term(&format!("{}:{}", term.kind.name(), term.id));
-            index.add_phrase(&term.id.replace('_', " "), concept);
-            for name in term.name.values() {
-                index.add_phrase(name, concept);
+        index.stem_phrases = vec![HashMap::new(); index.langs.len()];
+        for concept in &lexicon.concepts {
+            let t = index.term(&concept.term);
+            for (lang, phrase) in &concept.phrases {
+                index.add_phrase(lang.as_deref(), phrase, t, concept.proper, concept.correct_to);
             }
-            for synonym in term.synonyms.values().flatten() {
-                index.add_phrase(synonym, concept);
-            }
+            let id = concept.term.split_once(':').map_or("", |(_, id)| id).replace('_', " ");
+            index.add_phrase(None, &id, t, concept.proper, concept.correct_to);
         }
-        for group in vocab.synonyms.values().flatten() {
-            let Some(first) = group.first() else { continue };
-            let concept = index.term(&format!("syn:{}", normalize(first)));
-            for word in group {
-                index.add_phrase(word, concept);
+        let mut context_terms = HashSet::new();
+        let mut anchors = HashSet::new();
+        for concept in &lexicon.concepts {
+            if concept.context {
+                context_terms.insert(index.term(&concept.term));
+            } else {
+                anchors.insert(index.term(&concept.term));
+            }
+            if let Some(parent) = &concept.parent {
+                let (c, p) = (index.term(&concept.term), index.term(parent));
+                index.parent.insert(c, p);
             }
         }
         // A keyword of several words is one term, so its words do not count on their own.
-        for keyword in entries.iter().flat_map(|e| e.keywords.iter()).chain(intents.iter().flat_map(|i| i.keywords.values().flatten())) {
-            let normal = normalize(keyword);
-            let words = normal.split(' ').count();
-            if words > 1 && words <= MAX_PHRASE_WORDS && !index.phrases.contains_key(&normal) {
-                let t = index.term(&format!("kw:{normal}"));
-                index.add_phrase(&normal, t);
-            }
-        }
-        // Postings are gathered per document, then inverted.
-        let mut doc_terms: Vec<HashMap<u32, f32>> = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
-            index.docs.push((Doc::Entry(i), format!("entry:{}", entry.id)));
-            let mut terms = HashMap::new();
-            let mut add = |index: &mut Index, text: &str, weight: f32| {
-                for t in index.analyze_build(text) {
-                    let w = terms.entry(t).or_insert(0.0f32);
-                    *w = w.max(weight);
+        for document in &documents {
+            for (field, lang, text) in &document.texts {
+                if *field != Field::Keywords {
+                    continue;
                 }
-            };
-            for k in &entry.keywords {
-                add(&mut index, k, W_KEYWORD);
-            }
-            for text in entry.texts.values() {
-                add(&mut index, &text.name, W_NAME);
-                add(&mut index, &text.short, W_NAME);
-                add(&mut index, &text.provider, W_PROVIDER);
-                add(&mut index, &text.summary, W_SUMMARY);
-                for (_, example) in &text.examples {
-                    add(&mut index, example, W_EXAMPLE);
+                let normal = normalize(text);
+                let n = normal.split(' ').count();
+                if n > 1 && n <= MAX_PHRASE_WORDS && !index.phrases.contains_key(&normal) {
+                    let t = index.term(&format!("kw:{normal}"));
+                    index.add_phrase(lang.as_deref(), &normal, t, true, true);
                 }
             }
-            let concepts = entry
-                .countries
-                .iter()
-                .filter(|c| c.as_str() != GLOBAL)
-                .map(|c| if vocab.term(VocabKind::Country, c).is_some() { format!("country:{c}") } else { format!("region:{c}") })
-                .chain(entry.sectors.iter().filter(|s| s.as_str() != ANY).map(|s| format!("sector:{s}")))
-                .chain(entry.needs.iter().map(|n| format!("need:{n}")));
-            for concept in concepts.collect::<Vec<_>>() {
-                let t = index.term(&concept);
-                let w = terms.entry(t).or_insert(0.0f32);
-                *w = w.max(W_CONCEPT);
-            }
-            doc_terms.push(terms);
         }
-        for (i, intent) in intents.iter().enumerate() {
-            index.docs.push((Doc::Intent(i), format!("intent:{}", intent.id)));
-            for p in &intent.patterns {
-                index.patterns.push((p.clone(), index.docs.len() - 1));
+        // Words of names and providers that an entry uses in every one of its languages are proper names.
+        let mut proper_words: HashSet<String> = HashSet::new();
+        for document in &documents {
+            let mut per_lang: HashMap<&str, HashSet<String>> = HashMap::new();
+            for (field, lang, text) in &document.texts {
+                if matches!(field, Field::Name | Field::Provider)
+                    && let Some(lang) = lang
+                {
+                    per_lang.entry(lang.as_str()).or_default().extend(normalize(text).split(' ').map(str::to_string));
+                }
             }
-            let mut terms = HashMap::new();
-            for (texts, weight) in [
-                (intent.keywords.values().flatten().cloned().collect::<Vec<_>>(), W_KEYWORD),
-                (intent.examples.values().flatten().map(|(_, e)| e.clone()).collect(), W_EXAMPLE),
-            ] {
-                for text in texts {
-                    for t in index.analyze_build(&text) {
-                        let w = terms.entry(t).or_insert(0.0f32);
-                        *w = w.max(weight);
+            let mut sets = per_lang.into_values();
+            if let Some(first) = sets.next() {
+                let common = sets.fold(first, |acc, s| acc.intersection(&s).cloned().collect());
+                proper_words.extend(common.into_iter().filter(|w| w.chars().count() > 3 && !w.chars().all(|c| c.is_ascii_digit())));
+            }
+        }
+        for document in &documents {
+            for (_, lang, text) in &document.texts {
+                let mask = lang.as_deref().and_then(|l| index.lang_index(l)).map_or(index.all_langs, |i| 1 << i);
+                for word in normalize(text).split(' ').filter(|w| !w.is_empty()) {
+                    let stop = lang.as_deref().and_then(|l| index.lang_index(l)).is_some_and(|i| index.langs[i].is_stop(word));
+                    if stop {
+                        continue;
+                    }
+                    let info = index.words.entry(word.to_string()).or_default();
+                    info.langs |= mask;
+                    info.proper |= proper_words.contains(word);
+                    info.target = true;
+                }
+            }
+            for re in &document.patterns {
+                index.patterns.push((re.clone(), index.docs.len()));
+            }
+            index.docs.push(document.clone());
+        }
+        // Per language view: field terms of every document, then BM25F weights.
+        let n_docs = index.docs.len();
+        for li in 0..index.langs.len() {
+            let fields: Vec<[Vec<u32>; 9]> = (0..n_docs).map(|d| index.field_terms_build(d, li)).collect();
+            let mut avg = [0.0f32; 9];
+            for f in &fields {
+                for (i, terms) in f.iter().enumerate() {
+                    avg[i] += terms.len() as f32;
+                }
+            }
+            for a in &mut avg {
+                *a = (*a / n_docs.max(1) as f32).max(1.0);
+            }
+            for (d, f) in fields.iter().enumerate() {
+                if matches!(index.docs[d].doc, Doc::Entry(_)) {
+                    for field in [Field::Name, Field::Keywords, Field::Provider] {
+                        anchors.extend(f[field.index()].iter().copied());
                     }
                 }
             }
-            doc_terms.push(terms);
+            let mut raw: Vec<Vec<(u32, f32)>> = vec![Vec::new(); index.term_names.len()];
+            for (d, f) in fields.iter().enumerate() {
+                for (t, tf) in Self::weighted_tf(f, &avg) {
+                    raw[t as usize].push((d as u32, tf));
+                }
+            }
+            let n = n_docs as f32;
+            for list in &mut raw {
+                let df = list.len() as f32;
+                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                for (_, w) in list.iter_mut() {
+                    *w = idf * *w * (K1 + 1.0) / (*w + K1);
+                }
+            }
+            index.postings.push(raw);
+            index.avg_len.push(avg);
         }
-        index.postings = vec![Vec::new(); index.term_names.len()];
-        for (doc, terms) in doc_terms.into_iter().enumerate() {
-            for (t, w) in terms {
-                index.postings[t as usize].push((doc as u32, w));
+        index.context = (0..index.term_names.len() as u32).map(|t| context_terms.contains(&t)).collect();
+        let mut proper_stems = HashSet::new();
+        for w in &proper_words {
+            for l in &index.langs {
+                proper_stems.insert(l.stem(w));
             }
         }
-        let n = index.docs.len().max(1) as f32;
-        index.idf = index.postings.iter().map(|p| (1.0 + n / (p.len() as f32 + 1.0)).ln()).collect();
-        index.context = index
-            .term_names
-            .iter()
-            .map(|t| ["country:", "region:", "sector:", "size:", "stage:"].iter().any(|p| t.starts_with(p)))
-            .collect();
-        index.mean_idf = if index.idf.is_empty() { 1.0 } else { index.idf.iter().sum::<f32>() / index.idf.len() as f32 };
+        index.named =
+            index.term_names.iter().enumerate().map(|(t, name)| anchors.contains(&(t as u32)) && proper_stems.contains(name)).collect();
+        index.anchor =
+            (0..index.term_names.len() as u32).map(|t| anchors.contains(&t) || index.term_names[t as usize].starts_with("kw:")).collect();
+        // Postings of terms created late (none after the views) stay aligned with the names.
+        for view in &mut index.postings {
+            view.resize(index.term_names.len(), Vec::new());
+        }
         // Typo correction looks words up by their deletions.
-        let mut word_list: Vec<String> = index.words.keys().cloned().collect();
+        let mut word_list: Vec<String> = index.words.keys().filter(|w| w.chars().count() <= MAX_TYPO_CHARS).cloned().collect();
         word_list.sort();
         for (i, word) in word_list.iter().enumerate() {
             let mut set = HashSet::new();
@@ -262,7 +592,52 @@ impl Index {
             }
         }
         index.word_list = word_list;
+        // Example questions, read as a question is: the same terms are answered by their document.
+        let mut examples: HashMap<Vec<(u32, usize)>, Option<Doc>> = HashMap::new();
+        for document in &index.docs {
+            for (field, lang, text) in &document.texts {
+                let (Field::Examples, Some(lang)) = (field, lang) else { continue };
+                let key = index.analyze(text, lang).key();
+                if key.is_empty() {
+                    continue;
+                }
+                // Shared by two documents: an intent's guided flow serves the generic question
+                // better; between two entries or two intents, neither.
+                let slot = examples.entry(key).or_insert(Some(document.doc));
+                match (*slot, document.doc) {
+                    (Some(d), me) if d == me => {}
+                    (Some(Doc::Intent(_)), Doc::Entry(_)) => {}
+                    (Some(Doc::Entry(_)), Doc::Intent(_)) => *slot = Some(document.doc),
+                    _ => *slot = None,
+                }
+            }
+        }
+        index.examples = examples;
         index
+    }
+
+    /// BM25F pseudo term frequency of each term of a document.
+    fn weighted_tf(fields: &[Vec<u32>; 9], avg: &[f32; 9]) -> Vec<(u32, f32)> {
+        let mut out: Vec<(u32, f32)> = Vec::new();
+        for field in Field::ALL {
+            let terms = &fields[field.index()];
+            if terms.is_empty() {
+                continue;
+            }
+            let (w, b) = field.params();
+            let norm = 1.0 - b + b * terms.len() as f32 / avg[field.index()];
+            for &t in terms {
+                match out.iter_mut().find(|(u, _)| *u == t) {
+                    Some((_, tf)) => *tf += w / norm,
+                    None => out.push((t, w / norm)),
+                }
+            }
+        }
+        out
+    }
+
+    fn lang_index(&self, code: &str) -> Option<usize> {
+        self.langs.iter().position(|l| l.code == code)
     }
 
     fn term(&mut self, name: &str) -> u32 {
@@ -275,39 +650,37 @@ impl Index {
         t
     }
 
-    fn add_phrase(&mut self, phrase: &str, concept: u32) {
+    fn add_phrase(&mut self, lang: Option<&str>, phrase: &str, concept: u32, proper: bool, target: bool) {
         let normal = normalize(phrase);
         if normal.is_empty() {
             return;
         }
+        let li = lang.and_then(|l| self.lang_index(l));
+        let mask = li.map_or(self.all_langs, |i| 1 << i);
         for word in normal.split(' ') {
-            *self.words.entry(word.to_string()).or_insert(0) += 1;
+            let info = self.words.entry(word.to_string()).or_default();
+            info.langs |= mask;
+            info.proper |= proper;
+            info.target |= target;
         }
-        self.phrases.entry(normal).or_insert(concept);
-    }
-
-    /// Terms of a content text, registering its words; no typo correction.
-    fn analyze_build(&mut self, text: &str) -> Vec<u32> {
-        let normal = normalize(text);
-        let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
-        for w in &words {
-            if !self.stopwords.contains(*w) {
-                *self.words.entry(w.to_string()).or_insert(0) += 1;
+        // Stemmed forms of one-word needs, sectors and synonyms ("prêts" for "prêt"); never of
+        // places, whose stems catch ordinary words ("mal" for Mali).
+        if !normal.contains(' ') && !proper {
+            for (i, l) in self.langs.iter().enumerate() {
+                if mask & (1 << i) != 0 && !l.is_stop(&normal) {
+                    self.stem_phrases[i].entry(l.stem(&normal)).or_insert(concept);
+                }
             }
         }
-        let mut out = Vec::new();
-        for (item, _) in self.phrase_terms(&words) {
-            match item {
-                Ok(t) => out.push(t),
-                Err(word) => out.push(self.term(word)),
-            }
+        let entry = self.phrases.entry(normal).or_insert((concept, 0));
+        if entry.0 == concept {
+            entry.1 |= mask;
         }
-        out
     }
 
-    /// Maps words onto phrase concepts, longest first; other non-stopwords come back as `Err(word)`.
-    /// Each item carries the range of words it covers.
-    fn phrase_terms<'w>(&self, words: &[&'w str]) -> Vec<(Result<u32, &'w str>, std::ops::Range<usize>)> {
+    /// Maps words onto phrase concepts, longest first; other words come back as `Item::Word`.
+    /// A one-word phrase of another language is not read where it is a stopword of `li`.
+    fn phrase_items<'w>(&self, words: &[&'w str], li: Option<usize>) -> Vec<(Item<'w>, usize)> {
         let mut out = Vec::new();
         let mut i = 0;
         let mut key = String::new();
@@ -321,20 +694,22 @@ impl Index {
                     }
                     key.push_str(w);
                 }
-                if let Some(&t) = self.phrases.get(key.as_str()) {
-                    found = Some((t, len));
-                    break;
+                if let Some(&(t, mask)) = self.phrases.get(key.as_str()) {
+                    let own = li.is_none_or(|l| mask & (1 << l) != 0);
+                    let foreign_ok = len > 1 || li.is_none_or(|l| !self.langs[l].is_stop(&key) && key.chars().count() > 3);
+                    if own || foreign_ok {
+                        found = Some((t, len));
+                        break;
+                    }
                 }
             }
             match found {
                 Some((t, len)) => {
-                    out.push((Ok(t), i..i + len));
+                    out.push((Item::Concept(t), i));
                     i += len;
                 }
                 None => {
-                    if !self.stopwords.contains(words[i]) {
-                        out.push((Err(words[i]), i..i + 1));
-                    }
+                    out.push((Item::Word(words[i]), i));
                     i += 1;
                 }
             }
@@ -342,208 +717,402 @@ impl Index {
         out
     }
 
-    /// The nearest word the content uses, if one is close enough.
-    fn correct(&self, word: &str) -> Option<&str> {
-        if self.words.contains_key(word) {
-            return Some(self.word_list[self.word_position(word)?].as_str());
+    /// Terms of each field of a document in a language view (its own texts and the neutral ones).
+    fn field_terms_build(&mut self, d: usize, li: usize) -> [Vec<u32>; 9] {
+        let mut out: [Vec<u32>; 9] = Default::default();
+        let code = self.langs[li].code.clone();
+        let texts: Vec<(Field, String)> = self.docs[d]
+            .texts
+            .iter()
+            .filter(|(_, lang, _)| lang.as_deref().is_none_or(|l| l == code))
+            .map(|(f, _, t)| (*f, t.clone()))
+            .collect();
+        for (field, text) in texts {
+            let normal = normalize(&text);
+            let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
+            let items: Vec<Result<u32, String>> = self
+                .phrase_items(&words, Some(li))
+                .into_iter()
+                .filter_map(|(item, _)| match item {
+                    Item::Concept(t) => Some(Ok(t)),
+                    Item::Word(w) if self.langs[li].is_stop(w) => None,
+                    Item::Word(w) => Some(Err(self.langs[li].stem(w))),
+                })
+                .collect();
+            for item in items {
+                let t = match item {
+                    Ok(t) => t,
+                    Err(stem) => self.term(&stem),
+                };
+                out[field.index()].push(t);
+            }
         }
-        if let Some(stem) = word.strip_suffix('s')
-            && stem.chars().count() >= 3
-            && self.words.contains_key(stem)
-        {
-            return Some(&self.word_list[self.word_position(stem)?]);
+        let concepts = self.docs[d].concepts.clone();
+        for c in concepts {
+            let t = self.term(&c);
+            out[Field::Concepts.index()].push(t);
         }
+        out
+    }
+
+    /// The nearest word of a language (or a proper name) to a typed word, if one is close enough.
+    fn correct(&self, word: &str, li: usize) -> Option<&str> {
         let edits = query_edits(word);
         if edits == 0 {
             return None;
         }
+        let first = word.chars().next();
         let mut variants = HashSet::new();
         deletes(word, edits, &mut variants);
         variants.insert(word.to_string());
-        let mut best: Option<(usize, u32, &str)> = None;
+        let mut best: Option<(usize, bool, &str)> = None;
         for v in &variants {
             for &i in self.deletes.get(v.as_str()).into_iter().flatten() {
                 let candidate = self.word_list[i as usize].as_str();
-                let distance = strsim::damerau_levenshtein(word, candidate);
-                if distance > edits.min(index_edits(candidate).max(1)) {
+                let Some(info) = self.words.get(candidate).filter(|i| i.target) else { continue };
+                let own = info.langs & (1 << li) != 0;
+                if !own && !info.proper {
                     continue;
                 }
-                // On equal distance a vocabulary word (a country, a need...) wins, then the more used word.
-                let uses =
-                    self.words.get(candidate).copied().unwrap_or(0) + if self.phrases.contains_key(candidate) { 1_000_000 } else { 0 };
+                if candidate.chars().next() != first {
+                    continue;
+                }
+                let distance = strsim::damerau_levenshtein(word, candidate);
+                let allowed = if own { edits.min(index_edits(candidate).max(1)) } else { 1 };
+                if distance > allowed || (!own && word.chars().count() < 5) {
+                    continue;
+                }
+                // On equal distance a word of the language wins, then the alphabetically first (stable).
                 let better = match best {
                     None => true,
-                    Some((d, u, c)) => distance < d || (distance == d && (uses > u || (uses == u && candidate < c))),
+                    Some((d, o, c)) => distance < d || (distance == d && ((own && !o) || (own == o && candidate < c))),
                 };
                 if better {
-                    best = Some((distance, uses, candidate));
+                    best = Some((distance, own, candidate));
                 }
             }
         }
         best.map(|(_, _, c)| c)
     }
 
-    fn word_position(&self, word: &str) -> Option<usize> {
-        self.word_list.binary_search_by(|w| w.as_str().cmp(word)).ok()
-    }
-
-    /// Terms of a user's text, with typo correction.
-    fn analyze(&self, text: &str) -> Analysis {
-        let normal = normalize(text);
-        let mut corrected = Vec::new();
-        let words: Vec<&str> = normal
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(|w| {
-                let fixed = if self.stopwords.contains(w) { w } else { self.correct(w).unwrap_or(w) };
-                corrected.push(fixed != w && fixed.strip_suffix('s') != Some(w) && w.strip_suffix('s') != Some(fixed));
-                fixed
-            })
-            .collect();
-        let mut analysis = Analysis::default();
-        for (item, range) in self.phrase_terms(&words) {
-            let weight = if corrected[range].iter().any(|c| *c) { CORRECTED } else { 1.0 };
-            let term = match item {
-                Ok(t) => Some(t),
-                Err(word) => self.terms.get(word).copied(),
-            };
-            match term {
-                Some(t) => match analysis.terms.iter_mut().find(|(u, _)| *u == t) {
-                    Some((_, w)) => *w = w.max(weight),
-                    None => analysis.terms.push((t, weight)),
-                },
-                None => analysis.unknown += 1,
+    /// The language of a question: stopword and vocabulary evidence, the user's language as prior.
+    fn detect(&self, words: &[&str], user: Option<usize>) -> (usize, Vec<f32>) {
+        let mut evidence = vec![0.0f32; self.langs.len()];
+        if let Some(u) = user {
+            evidence[u] += PRIOR;
+        }
+        for w in words {
+            let mut stop = false;
+            for (i, l) in self.langs.iter().enumerate() {
+                if l.is_stop(w) {
+                    evidence[i] += 1.0;
+                    stop = true;
+                }
+            }
+            if stop {
+                continue;
+            }
+            if let Some(info) = self.words.get(*w)
+                && info.langs != self.all_langs
+                && !info.proper
+            {
+                for (i, e) in evidence.iter_mut().enumerate() {
+                    if info.langs & (1 << i) != 0 {
+                        *e += 0.5;
+                    }
+                }
             }
         }
-        analysis
+        let mut best = user.unwrap_or(0);
+        for (i, e) in evidence.iter().enumerate() {
+            if *e > evidence[best] {
+                best = i;
+            }
+        }
+        (best, evidence)
+    }
+
+    /// Reads a question: language, type, terms.
+    pub fn analyze(&self, text: &str, user_lang: &str) -> Analysis {
+        let normal = normalize(text);
+        let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
+        let user = self.lang_index(user_lang);
+        if self.langs.is_empty() {
+            return Analysis {
+                lang: user_lang.to_string(),
+                evidence: Vec::new(),
+                ask: Ask::General,
+                readings: Vec::new(),
+                terms: Vec::new(),
+                unknown: 0,
+                names_need: false,
+                about_source: false,
+            };
+        }
+        let (li, evidence) = self.detect(&words, user);
+        let lang = &self.langs[li];
+        let (ask, cue) = lang.ask(&words);
+        // Typo correction of words no language uses.
+        let mut fixed: Vec<&str> = Vec::with_capacity(words.len());
+        let mut corrected = vec![false; words.len()];
+        for (i, w) in words.iter().enumerate() {
+            let known = lang.is_stop(w) || self.words.contains_key(*w) || self.langs.iter().any(|l| l.is_stop(w));
+            if cue[i] || known || w.chars().any(|c| c.is_ascii_digit()) {
+                fixed.push(w);
+                continue;
+            }
+            match self.correct(w, li) {
+                Some(c) => {
+                    fixed.push(c);
+                    corrected[i] = true;
+                }
+                None => fixed.push(w),
+            }
+        }
+        let mut readings = Vec::new();
+        let mut terms: Vec<QTerm> = Vec::new();
+        let push = |terms: &mut Vec<QTerm>, q: QTerm| match terms.iter_mut().find(|t| t.term == q.term && t.lang == q.lang) {
+            Some(t) => t.weight = t.weight.max(q.weight),
+            None => terms.push(q),
+        };
+        let kept: Vec<usize> = (0..fixed.len()).filter(|i| !cue[*i]).collect();
+        for i in (0..fixed.len()).filter(|i| cue[*i]) {
+            readings.push(Reading { word: words[i].to_string(), term: None, how: "question type", weight: 0.0 });
+        }
+        let kept_words: Vec<&str> = kept.iter().map(|&i| fixed[i]).collect();
+        let items = self.phrase_items(&kept_words, Some(li));
+        for (n, (item, start)) in items.iter().enumerate() {
+            let end = items.get(n + 1).map_or(kept_words.len(), |(_, s)| *s);
+            let span: Vec<usize> = kept[*start..end].to_vec();
+            let typed = span.iter().map(|&i| words[i]).collect::<Vec<_>>().join(" ");
+            let was_corrected = span.iter().any(|&i| corrected[i]);
+            let base = if was_corrected { CORRECTED } else { 1.0 };
+            match item {
+                Item::Concept(t) => {
+                    push(&mut terms, QTerm { term: *t, lang: li, weight: base });
+                    if let Some(&p) = self.parent.get(t) {
+                        push(&mut terms, QTerm { term: p, lang: li, weight: base * REGION_OF_COUNTRY });
+                    }
+                    let how = if was_corrected { "typo, concept" } else { "concept" };
+                    readings.push(Reading { word: typed, term: Some(self.term_names[*t as usize].clone()), how, weight: base });
+                }
+                Item::Word(w) => {
+                    if w.chars().all(|c| c.is_ascii_digit()) {
+                        readings.push(Reading { word: typed, term: None, how: "number", weight: 0.0 });
+                        continue;
+                    }
+                    if lang.is_stop(w) {
+                        readings.push(Reading { word: typed, term: None, how: "stopword", weight: 0.0 });
+                        continue;
+                    }
+                    match self.read_word(w, li) {
+                        Some((t, view, how, factor)) => {
+                            push(&mut terms, QTerm { term: t, lang: view, weight: base * factor });
+                            let how = if was_corrected { if how == "stem" { "typo, stem" } else { "typo, concept" } } else { how };
+                            readings.push(Reading {
+                                word: typed,
+                                term: Some(self.term_names[t as usize].clone()),
+                                how,
+                                weight: base * factor,
+                            });
+                        }
+                        None if self.langs.iter().any(|l| l.is_stop(w)) => {
+                            readings.push(Reading { word: typed, term: None, how: "stopword of another language", weight: 0.0 })
+                        }
+                        None => readings.push(Reading { word: typed, term: None, how: "unknown", weight: 0.0 }),
+                    }
+                }
+            }
+        }
+        Analysis {
+            lang: lang.code.clone(),
+            evidence: self.langs.iter().map(|l| l.code.clone()).zip(evidence).collect(),
+            ask,
+            unknown: readings.iter().filter(|r| r.how == "unknown").count(),
+            names_need: terms.iter().any(|q| self.term_names[q.term as usize].starts_with("need:")),
+            about_source: lang.about_source(&words),
+            readings,
+            terms,
+        }
+    }
+
+    /// A word as a term: a stemmed one-word phrase, a stem of the language, or of another language.
+    fn read_word(&self, w: &str, li: usize) -> Option<(u32, usize, &'static str, f32)> {
+        let has = |view: usize, t: u32| !self.postings[view][t as usize].is_empty();
+        let stem = self.langs[li].stem(w);
+        if let Some(&t) = self.stem_phrases[li].get(&stem) {
+            return Some((t, li, "concept (stem)", 1.0));
+        }
+        if let Some(&t) = self.terms.get(&stem)
+            && has(li, t)
+        {
+            return Some((t, li, "stem", 1.0));
+        }
+        let info = self.words.get(w)?;
+        for (mi, other) in self.langs.iter().enumerate() {
+            if mi == li || info.langs & (1 << mi) == 0 || other.is_stop(w) {
+                continue;
+            }
+            let stem = other.stem(w);
+            if let Some(&t) = self.stem_phrases[mi].get(&stem) {
+                return Some((t, li, "other language, concept", FOREIGN));
+            }
+            if let Some(&t) = self.terms.get(&stem)
+                && has(mi, t)
+            {
+                return Some((t, mi, "other language", FOREIGN));
+            }
+        }
+        None
+    }
+
+    /// Ranks every document for a question.
+    pub fn rank(&self, text: &str, asker: &Asker<'_>) -> Ranking {
+        let analysis = self.analyze(text, asker.lang);
+        let normal = normalize(text);
+        if let Some((_, d)) = self.patterns.iter().find(|(re, _)| re.is_match(&normal)) {
+            return Ranking {
+                analysis,
+                top: vec![(self.docs[*d].doc, f32::MAX)],
+                null: 0.0,
+                on_topic: true,
+                grounded: true,
+                named: true,
+                pattern: true,
+                example: None,
+            };
+        }
+        let n = self.docs.len();
+        let mut scores = vec![0.0f32; n];
+        let mut topical = vec![false; n];
+        let mut hits = vec![0u8; n];
+        let mut anchored = vec![false; n];
+        let mut named = vec![false; n];
+        let mut touched: Vec<u32> = Vec::new();
+        let any_topic = analysis.terms.iter().any(|q| !self.context[q.term as usize]);
+        for q in &analysis.terms {
+            let is_context = self.context[q.term as usize];
+            for &(d, w) in &self.postings[q.lang][q.term as usize] {
+                let s = &mut scores[d as usize];
+                if *s == 0.0 {
+                    touched.push(d);
+                }
+                *s += w * q.weight * if self.anchor[q.term as usize] || is_context { 1.0 } else { ORDINARY };
+                topical[d as usize] |= !is_context;
+                if !is_context {
+                    hits[d as usize] = hits[d as usize].saturating_add(1);
+                    anchored[d as usize] |= self.anchor[q.term as usize];
+                    named[d as usize] |= self.named[q.term as usize];
+                }
+            }
+        }
+        if analysis.about_source {
+            for (d, doc) in self.docs.iter().enumerate().filter(|(_, doc)| doc.source) {
+                let _ = doc;
+                if scores[d] == 0.0 {
+                    touched.push(d as u32);
+                }
+                scores[d] += SOURCE_LIFT;
+                topical[d] = true;
+                named[d] = true;
+                hits[d] = hits[d].saturating_add(1);
+            }
+        }
+        let mut sum = 0.0;
+        for &d in &touched {
+            let d = d as usize;
+            if any_topic && !topical[d] {
+                scores[d] *= CONTEXT_ONLY;
+            }
+            sum += scores[d];
+        }
+        let null = if n == 0 { 0.0 } else { sum / n as f32 };
+        let profile: Vec<u32> = asker.profile.iter().filter_map(|p| self.terms.get(p).copied()).collect();
+        let mut ranked: Vec<(u32, f32)> = touched
+            .into_iter()
+            .map(|d| {
+                let doc = &self.docs[d as usize];
+                let mut s = scores[d as usize];
+                let tie = if matches!(doc.doc, Doc::Intent(_)) { INTENT_TIE } else { 0.0 };
+                let fits = profile.iter().any(|p| {
+                    let name = &self.term_names[*p as usize];
+                    doc.concepts.iter().any(|c| c == name)
+                        || self.parent.get(p).is_some_and(|r| doc.concepts.iter().any(|c| *c == self.term_names[*r as usize]))
+                });
+                s *= 1.0 + tie + if fits { PROFILE_TIE } else { 0.0 };
+                (d, s)
+            })
+            .collect();
+        let cmp = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if ranked.len() > KEEP {
+            ranked.select_nth_unstable_by(KEEP - 1, cmp);
+            ranked.truncate(KEEP);
+        }
+        ranked.sort_by(cmp);
+        // A question naming only a place or a sector may be about it; one that asks about something must get it.
+        // A question that names only a place or a sector is about it when it says nothing else
+        // ("weather in Dakar" is not).
+        let on_topic = ranked.first().is_some_and(|(d, _)| if any_topic { topical[*d as usize] } else { analysis.unknown == 0 });
+        // One ordinary word in common is chance ("send", "match"): the best document must share a
+        // word that names what it is, or two words.
+        let grounded = ranked.first().is_some_and(|(d, _)| !any_topic || anchored[*d as usize] || hits[*d as usize] >= 2);
+        let named = ranked.first().is_some_and(|(d, _)| named[*d as usize]);
+        let top = ranked.into_iter().map(|(d, s)| (self.docs[d as usize].doc, s)).collect();
+        // Only a question made of nothing but an example's words (and stopwords) is that example.
+        let example = if analysis.unknown == 0 { self.examples.get(&analysis.key()).copied().flatten() } else { None };
+        Ranking { analysis, top, null, on_topic, grounded, named, pattern: false, example }
     }
 
     /// Matches a question against every intent and entry.
-    pub fn search(&self, text: &str, _lang: &str) -> Match {
-        let normal = normalize(text);
-        if let Some((_, doc)) = self.patterns.iter().find(|(re, _)| re.is_match(&normal)) {
-            return Match::Answer(self.docs[*doc].0, 1.0);
-        }
-        let analysis = self.analyze(text);
-        if analysis.terms.is_empty() {
-            return Match::Nothing;
-        }
-        // Dense scores with a list of the documents touched: cheap even when a term is in every document.
-        let mut scores = vec![0.0f32; self.docs.len()];
-        // Whether a document matched anything besides where the business is and what it does.
-        let mut on_topic = vec![false; self.docs.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        let mut total = 0.0;
-        let any_topic = analysis.terms.iter().any(|(t, _)| !self.context[*t as usize]);
-        for &(t, factor) in &analysis.terms {
-            // Where the business is and what it does describe the asker more than the question.
-            // They weigh less in what a document must explain, but fully for a document that matches them.
-            let is_context = self.context[t as usize];
-            let context = if is_context { CONTEXT } else { 1.0 };
-            let idf = self.idf[t as usize];
-            total += idf * context * W_MAX;
-            for &(doc, w) in &self.postings[t as usize] {
-                let score = &mut scores[doc as usize];
-                if *score == 0.0 {
-                    touched.push(doc);
-                }
-                *score += idf * w * factor;
-                on_topic[doc as usize] |= !is_context;
-            }
-        }
-        // "A loan for my shop" is about the loan: a document that matches only the shop is not an answer.
-        if any_topic {
-            for &d in &touched {
-                if !on_topic[d as usize] {
-                    scores[d as usize] *= CONTEXT;
-                }
-            }
-        }
-        // A word the content never uses weighs like an average term that nothing matched.
-        total += analysis.unknown as f32 * self.mean_idf * W_MAX;
-        let mut ranked: Vec<(u32, f32)> = touched
-            .into_iter()
-            .map(|d| (d, scores[d as usize]))
-            .map(|(d, s)| {
-                let boost = if matches!(self.docs[d as usize].0, Doc::Intent(_)) { INTENT_BOOST } else { 1.0 };
-                (d, s * boost / total)
-            })
-            .collect();
-        // Only the best two matter.
-        if ranked.len() > 2 {
-            ranked.select_nth_unstable_by(1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            ranked.truncate(2);
-        }
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        // Context terms can lift a score above 1; rank on it, but report at most 1.
-        let doc = |i: u32| self.docs[i as usize].0;
-        match ranked.as_slice() {
-            [] => Match::Nothing,
-            [(best, c), rest @ ..] => {
-                let runner_up = rest.first().filter(|(_, c2)| *c2 > c - CLOSE_MARGIN && *c2 >= SUGGEST_CONFIDENCE);
-                match runner_up {
-                    Some((second, c2)) if *c >= SUGGEST_CONFIDENCE => {
-                        Match::Suggest(vec![(doc(*best), c.min(1.0)), (doc(*second), c2.min(1.0))])
-                    }
-                    _ if *c >= ANSWER_CONFIDENCE => Match::Answer(doc(*best), c.min(1.0)),
-                    _ if *c >= SUGGEST_CONFIDENCE => Match::Suggest(vec![(doc(*best), c.min(1.0))]),
-                    _ => Match::Nothing,
-                }
-            }
-        }
+    pub fn search(&self, text: &str, asker: &Asker<'_>) -> Match {
+        self.rank(text, asker).decide(&THRESHOLDS)
     }
 
-    /// The terms a text is read as, by name: for diagnostics and tests.
-    pub fn explain(&self, text: &str) -> Vec<String> {
-        self.analyze(text).terms.iter().map(|(t, w)| format!("{}*{w}", self.term_names[*t as usize])).collect()
+    /// The name of a document for logs and diagnostics: `entry:<id>` or `intent:<id>`.
+    pub fn doc_name(&self, doc: Doc) -> &str {
+        self.docs.iter().find(|d| d.doc == doc).map_or("", |d| d.name.as_str())
     }
 
     /// Up to `k` knowledge entries for a search box (inline mode), best first; all entries in
     /// order for an empty query.
     pub fn top_entries(&self, text: &str, k: usize) -> Vec<usize> {
-        let analysis = self.analyze(text);
-        let entries = self.docs.iter().filter_map(|(d, _)| match d {
-            Doc::Entry(i) => Some(*i),
+        let entries = self.docs.iter().filter_map(|d| match d.doc {
+            Doc::Entry(i) => Some(i),
             Doc::Intent(_) => None,
         });
-        if analysis.terms.is_empty() {
-            return if normalize(text).is_empty() { entries.take(k).collect() } else { Vec::new() };
+        if normalize(text).is_empty() {
+            return entries.take(k).collect();
         }
+        let analysis = self.analyze(text, self.langs.first().map_or("en", |l| l.code.as_str()));
         let mut scores = vec![0.0f32; self.docs.len()];
-        for &(t, factor) in &analysis.terms {
-            for &(doc, w) in &self.postings[t as usize] {
-                scores[doc as usize] += self.idf[t as usize] * w * factor;
+        for q in &analysis.terms {
+            for &(d, w) in &self.postings[q.lang][q.term as usize] {
+                scores[d as usize] += w * q.weight;
             }
         }
-        let mut ranked: Vec<(usize, f32)> = self
-            .docs
+        let mut ranked: Vec<(usize, f32)> = scores
             .iter()
             .enumerate()
-            .filter_map(|(i, (d, _))| matches!(d, Doc::Entry(_)).then_some((i, scores[i])))
-            .filter(|(_, s)| *s > 0.0)
+            .filter(|(i, s)| **s > 0.0 && matches!(self.docs[*i].doc, Doc::Entry(_)))
+            .map(|(i, s)| (i, *s))
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked
             .into_iter()
             .take(k)
-            .filter_map(|(i, _)| match self.docs[i].0 {
+            .filter_map(|(i, _)| match self.docs[i].doc {
                 Doc::Entry(e) => Some(e),
                 Doc::Intent(_) => None,
             })
             .collect()
     }
 
-    /// The name of a document for logs and diagnostics: `entry:<id>` or `intent:<id>`.
-    pub fn doc_name(&self, doc: Doc) -> &str {
-        self.docs.iter().find(|(d, _)| *d == doc).map_or("", |(_, n)| n.as_str())
-    }
-
-    /// The vocabulary terms of one kind that a text names, in order of appearance.
-    pub fn terms_of(&self, kind: VocabKind, text: &str) -> Vec<String> {
-        let prefix = format!("{}:", kind.name());
+    /// The vocabulary terms of one kind (`country`, `sector`...) that a text names, in order.
+    pub fn terms_of(&self, kind: &str, text: &str, lang: &str) -> Vec<String> {
+        let prefix = format!("{kind}:");
         let mut out = Vec::new();
-        for (t, _) in self.analyze(text).terms {
-            if let Some(id) = self.term_names[t as usize].strip_prefix(&prefix)
+        for reading in self.analyze(text, lang).readings {
+            if let Some(id) = reading.term.as_deref().and_then(|t| t.strip_prefix(&prefix))
                 && !out.iter().any(|o: &String| o == id)
             {
                 out.push(id.to_string());
@@ -553,12 +1122,134 @@ impl Index {
     }
 
     /// The one term of a kind that a typed answer names, if exactly one.
-    pub fn resolve(&self, kind: VocabKind, text: &str) -> Option<String> {
-        let found = self.terms_of(kind, text);
+    pub fn resolve(&self, kind: &str, text: &str, lang: &str) -> Option<String> {
+        let found = self.terms_of(kind, text, lang);
         match found.as_slice() {
             [one] => Some(one.clone()),
             _ => None,
         }
+    }
+
+    /// How a question is read, ranked and decided, for people: `sme-advisor explain` and `/inquiry N`.
+    pub fn explain(&self, text: &str, asker: &Asker<'_>) -> String {
+        let ranking = self.rank(text, asker);
+        let a = &ranking.analysis;
+        let mut out = String::new();
+        let evidence = a.evidence.iter().map(|(l, e)| format!("{l} {e:.1}")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(out, "language: {} (evidence {evidence}; prior {PRIOR} for {})", a.lang, asker.lang);
+        let _ = writeln!(out, "question type: {}{}", a.ask.name(), if a.about_source { ", about the report or the meeting" } else { "" });
+        let _ = writeln!(out, "terms:");
+        for r in &a.readings {
+            match &r.term {
+                Some(t) => {
+                    let _ = writeln!(out, "  {} -> {t} ({}, x{:.1})", r.word, r.how, r.weight);
+                }
+                None => {
+                    let _ = writeln!(out, "  {} -> - ({})", r.word, r.how);
+                }
+            }
+        }
+        if ranking.pattern {
+            let _ = writeln!(out, "pattern of {} matches the whole text", self.doc_name(ranking.top[0].0));
+        } else {
+            if let Some(doc) = ranking.example {
+                let _ = writeln!(out, "the terms are exactly those of an example question of {}", self.doc_name(doc));
+            }
+            let _ = writeln!(out, "null model (mean score of {} documents): {:.2}", self.docs.len(), ranking.null);
+            let _ = writeln!(out, "top documents:");
+            for (doc, score) in &ranking.top {
+                let _ = writeln!(out, "  {:.2}  {}", score, self.doc_name(*doc));
+                if let Some(d) = self.docs.iter().position(|x| x.doc == *doc) {
+                    let parts = self.field_breakdown(d, &a.terms);
+                    let line = parts.iter().map(|(f, s)| format!("{f} {s:.2}")).collect::<Vec<_>>().join(", ");
+                    if !line.is_empty() {
+                        let _ = writeln!(out, "        {line}");
+                    }
+                }
+            }
+            let second = ranking.top.get(1).map_or(0.0, |(_, s)| *s);
+            let best = ranking.top.first().map_or(0.0, |(_, s)| *s);
+            let margin = if best > 0.0 { (best - second) / best } else { 0.0 };
+            let _ = writeln!(
+                out,
+                "evidence {:.2} (decline below {}, answer from {}), margin {:.2} (answer from {}), on topic: {}, grounded: {}, names it: {}",
+                ranking.evidence(),
+                THRESHOLDS.decline,
+                THRESHOLDS.answer,
+                margin,
+                THRESHOLDS.margin,
+                ranking.on_topic,
+                ranking.grounded,
+                ranking.named
+            );
+        }
+        let decision = match ranking.decide(&THRESHOLDS) {
+            Match::Answer(d, c) => format!("answer {} (confidence {c:.2}, card leads with: {})", self.doc_name(d), a.ask.name()),
+            Match::Choose(docs) => format!("choose between {}", docs.iter().map(|(d, _)| self.doc_name(*d)).collect::<Vec<_>>().join(", ")),
+            Match::Nothing => "decline (menu and human advisor; logged as unanswered)".to_string(),
+        };
+        let _ = writeln!(out, "decision: {decision}");
+        out
+    }
+
+    /// A document's score for the question's terms, shared out over its fields.
+    fn field_breakdown(&self, d: usize, terms: &[QTerm]) -> Vec<(&'static str, f32)> {
+        let mut per_field = [0.0f32; 9];
+        for q in terms {
+            let Some(&(_, w)) = self.postings[q.lang][q.term as usize].iter().find(|(x, _)| *x as usize == d) else { continue };
+            let fields = self.field_terms(d, q.lang);
+            let avg = &self.avg_len[q.lang];
+            let mut parts = [0.0f32; 9];
+            for field in Field::ALL {
+                let list = &fields[field.index()];
+                let tf = list.iter().filter(|t| **t == q.term).count() as f32;
+                if tf > 0.0 {
+                    let (fw, b) = field.params();
+                    parts[field.index()] = tf * fw / (1.0 - b + b * list.len() as f32 / avg[field.index()]);
+                }
+            }
+            let total: f32 = parts.iter().sum();
+            if total > 0.0 {
+                for (i, p) in parts.iter().enumerate() {
+                    per_field[i] += w * q.weight * p / total;
+                }
+            }
+        }
+        Field::ALL.iter().filter(|f| per_field[f.index()] > 0.005).map(|f| (f.name(), per_field[f.index()])).collect()
+    }
+
+    /// Terms of each field of a document in a language view, without changing the index.
+    fn field_terms(&self, d: usize, li: usize) -> [Vec<u32>; 9] {
+        let mut out: [Vec<u32>; 9] = Default::default();
+        let code = &self.langs[li].code;
+        for (field, lang, text) in &self.docs[d].texts {
+            if lang.as_deref().is_some_and(|l| l != code) {
+                continue;
+            }
+            let normal = normalize(text);
+            let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
+            for (item, _) in self.phrase_items(&words, Some(li)) {
+                let t = match item {
+                    Item::Concept(t) => Some(t),
+                    Item::Word(w) if self.langs[li].is_stop(w) => None,
+                    Item::Word(w) => self.terms.get(&self.langs[li].stem(w)).copied(),
+                };
+                if let Some(t) = t {
+                    out[field.index()].push(t);
+                }
+            }
+        }
+        for c in &self.docs[d].concepts {
+            if let Some(&t) = self.terms.get(c) {
+                out[Field::Concepts.index()].push(t);
+            }
+        }
+        out
+    }
+
+    /// The question type of a text in a language (for the card's lead).
+    pub fn ask(&self, text: &str, user_lang: &str) -> Ask {
+        self.analyze(text, user_lang).ask
     }
 }
 
@@ -578,5 +1269,75 @@ mod tests {
         let mut set = HashSet::new();
         deletes("loan", 1, &mut set);
         assert!(set.contains("lan") && set.contains("loa") && set.len() == 4);
+    }
+
+    fn tiny() -> Index {
+        let lexicon = Lexicon {
+            languages: vec![
+                ("en".into(), vec!["the".into(), "a".into(), "for".into(), "in".into(), "i".into(), "my".into(), "is".into()]),
+                ("fr".into(), vec!["le".into(), "la".into(), "pour".into(), "en".into(), "je".into(), "mon".into(), "un".into()]),
+            ],
+            concepts: vec![Concept {
+                term: "country:uganda".into(),
+                context: true,
+                parent: None,
+                phrases: vec![
+                    (Some("en".into()), "Uganda".into()),
+                    (Some("en".into()), "kampala".into()),
+                    (Some("fr".into()), "Ouganda".into()),
+                ],
+                proper: true,
+                correct_to: true,
+            }],
+        };
+        let doc = |i: usize, name: &str, en: &str, fr: &str| Document {
+            doc: Doc::Entry(i),
+            name: format!("entry:{name}"),
+            texts: vec![
+                (Field::Name, Some("en".into()), en.into()),
+                (Field::Name, Some("fr".into()), fr.into()),
+                (Field::Summary, Some("en".into()), format!("{en} helps small firms")),
+                (Field::Summary, Some("fr".into()), format!("{fr} aide les petites entreprises")),
+            ],
+            concepts: vec![],
+            patterns: vec![],
+            source: false,
+        };
+        Index::build(
+            &lexicon,
+            vec![
+                doc(0, "bakers", "Bakery equipment loans", "Prêts pour équipement de boulangerie"),
+                doc(1, "farmers", "Farming cooperatives", "Coopératives agricoles"),
+                Document { concepts: vec!["country:uganda".into()], ..doc(2, "uganda", "Uganda linkages", "Liens en Ouganda") },
+            ],
+        )
+    }
+
+    #[test]
+    fn stems_and_languages_are_read_per_language() {
+        let index = tiny();
+        let a = index.analyze("je cherche des prets pour ma boulangerie", "en");
+        assert_eq!(a.lang, "fr", "{:?}", a.evidence);
+        assert!(matches!(index.rank("loan for my bakery", &Asker::lang("en")).top[0].0, Doc::Entry(0)));
+        assert!(matches!(index.rank("prets boulangeries", &Asker::lang("fr")).top[0].0, Doc::Entry(0)));
+    }
+
+    #[test]
+    fn short_words_are_never_corrected_and_cities_name_their_country() {
+        let index = tiny();
+        let a = index.analyze("bak", "en");
+        assert!(a.readings.iter().all(|r| r.term.is_none()), "{:?}", a.readings);
+        assert_eq!(index.resolve("country", "kampala", "en").as_deref(), Some("uganda"));
+        assert_eq!(index.resolve("country", "ugnda", "en").as_deref(), Some("uganda"));
+    }
+
+    #[test]
+    fn cue_phrases_set_the_question_type() {
+        let index = tiny();
+        assert_eq!(index.ask("who runs the bakery loans", "en"), Ask::Provider);
+        assert_eq!(index.ask("comment postuler pour un pret", "fr"), Ask::Approach);
+        assert_eq!(index.ask("bakery loans", "en"), Ask::General);
+        assert_eq!(index.ask("can you lend me 100 dollars", "en"), Ask::Personal);
+        assert_eq!(index.ask("the bank will not lend me money for the bakery", "en"), Ask::General);
     }
 }

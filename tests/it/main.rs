@@ -5,6 +5,7 @@ mod broadcasts;
 mod cli;
 mod content_check;
 mod desk;
+mod eval;
 mod fake_bot_api;
 mod faults;
 mod fuzz_replay;

@@ -53,7 +53,7 @@ fn a_turn_saves_session_profile_and_inquiries_together() {
         let mut store = Store::open(&path).unwrap();
         say(&mut store, "u1", text("Financing"), 2);
         say(&mut store, "u1", text("Ugnda"), 3);
-        say(&mut store, "u1", text("credit in uganda"), 4);
+        say(&mut store, "u1", text("uganda business linkage programme"), 4);
     }
     // Reopening runs no migration twice and finds everything.
     let mut store = Store::open(&path).unwrap();
@@ -63,7 +63,7 @@ fn a_turn_saves_session_profile_and_inquiries_together() {
     assert_eq!(session.profile.needs, vec!["credit".to_string()]);
     let inquiries = store.inquiries(10).unwrap();
     assert_eq!(inquiries.len(), 2, "{inquiries:?}");
-    assert_eq!(inquiries[0].text, "credit in uganda");
+    assert_eq!(inquiries[0].text, "uganda business linkage programme");
     assert_eq!(inquiries[0].country.as_deref(), Some("uganda"));
     assert!(inquiries[0].answered);
     assert_eq!(inquiries[1].matched, "intent:financing");

@@ -1,0 +1,58 @@
+//! The evaluation set of free questions (`tests/eval/*.tsv`) through `sme-advisor eval`, on the
+//! frozen test split only (it is measured here, never tuned on).
+//!
+//! The targets of issue 11 (the top answer acceptable for at least 90% of the questions of each
+//! language, confident wrong answers at most 3%, every out-of-domain question declined) are what
+//! `sme-advisor eval` checks and its exit status reports; `EVAL_STRICT=1` makes this test require
+//! them. Without it the test requires the floors below, the state measured when they were set, so
+//! that a change that makes matching worse fails.
+
+use std::process::Command;
+
+use crate::support;
+
+/// Floors on the test split: right answers per language, confident wrong answers overall, and
+/// out-of-domain questions declined (measured 2026-12-06: en 82.1, es 84.4, fr 75.4, pt 76.9;
+/// confident wrong 1.7%; 27 of 30 declined).
+const FLOOR_RIGHT: f32 = 72.0;
+const CEILING_CONFIDENT_WRONG: f32 = 3.0;
+const FLOOR_OOD_DECLINED: f32 = 0.9;
+
+fn figures(report: &str, label: &str) -> Option<(f32, f32, usize, usize)> {
+    let line = report.lines().find(|l| l.trim_start().starts_with(&format!("{label} ")))?;
+    let number_after = |key: &str| -> Option<f32> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.trim_start().split(|c: char| c == '%' || c.is_whitespace()).next()?.parse().ok()
+    };
+    let right = number_after("right")?;
+    let wrong = number_after("confident wrong")?;
+    let ood = line.split("out-of-domain declined ").nth(1)?;
+    let (a, b) = ood.trim().split_once('/')?;
+    Some((right, wrong, a.parse().ok()?, b.parse().ok()?))
+}
+
+#[test]
+fn the_test_split_meets_the_floors_and_eval_reports_the_targets() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sme-advisor"))
+        .current_dir(support::root())
+        .env_remove("RUST_LOG")
+        .args(["eval", "--split", "test"])
+        .output()
+        .expect("sme-advisor eval runs");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("test split"), "no report:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!report.contains("names no entry"), "an expected id names no entry:\n{report}");
+    let strict = std::env::var_os("EVAL_STRICT").is_some();
+    let meets = !report.contains("below target");
+    assert_eq!(out.status.success(), meets, "the exit status says whether the targets are met:\n{report}");
+    if strict {
+        assert!(meets, "below the targets of issue 11:\n{report}");
+    }
+    for lang in ["en", "fr", "es", "pt"] {
+        let (right, _, _, _) = figures(&report, lang).unwrap_or_else(|| panic!("no line for {lang}:\n{report}"));
+        assert!(right >= FLOOR_RIGHT, "{lang}: {right}% right on the test split, below the floor {FLOOR_RIGHT}%:\n{report}");
+    }
+    let (_, wrong, declined, ood) = figures(&report, "overall").expect("overall line");
+    assert!(wrong <= CEILING_CONFIDENT_WRONG, "confident wrong {wrong}%:\n{report}");
+    assert!(declined as f32 >= FLOOR_OOD_DECLINED * ood as f32, "out-of-domain declined {declined}/{ood}:\n{report}");
+}
