@@ -322,6 +322,10 @@ pub struct Ranking {
 /// How many ranked documents are kept.
 const KEEP: usize = 5;
 
+/// Below the decline threshold, a short question that names a need of the content still gets its
+/// best documents offered when its evidence reaches this.
+const VAGUE_FLOOR: f32 = 1.0;
+
 impl Ranking {
     /// Best score minus the null model's.
     pub fn evidence(&self) -> f32 {
@@ -350,8 +354,18 @@ impl Ranking {
         }
         let Some(&(best, s1)) = self.top.first() else { return Match::Nothing };
         let evidence = s1 - self.null;
-        // A question that names a programme or organisation of the content is never declined.
-        if (evidence < th.decline && !self.named) || !self.on_topic || !self.grounded {
+        if !self.on_topic || !self.grounded {
+            return Match::Nothing;
+        }
+        // A question that names a programme or organisation of the content is never declined. A
+        // short one that names a need of the content ("how do i get a lon", "credito en ugnada")
+        // has too little evidence for an answer, but is in the domain: its best documents are
+        // offered by name rather than declined.
+        if evidence < th.decline && !self.named {
+            if self.analysis.names_need && self.analysis.unknown == 0 && evidence >= VAGUE_FLOOR {
+                let offered = self.top.iter().take(3).map(|(d, s)| (*d, ((s - self.null).max(0.0) / th.answer).min(0.5))).collect();
+                return Match::Choose(offered);
+            }
             return Match::Nothing;
         }
         let close: Vec<(Doc, f32)> = self.top.iter().take(3).copied().filter(|(_, s)| *s >= s1 * (1.0 - th.margin)).collect();
