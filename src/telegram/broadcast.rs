@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -298,7 +297,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                 continue;
             }
         }
-        let paused = now_ms() < shared.paused_until_ms.load(Ordering::Relaxed);
+        let paused = shared.gate.paused_until().is_some();
         // Interactive replies go first: wait while one is due.
         let interactive_due = !sending.is_empty() && shared.store().outbox_due(now_ms()).unwrap_or(0) > 0;
         if let Some(row) = sending.first().filter(|_| !paused && !interactive_due) {

@@ -39,7 +39,6 @@ mod staff;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -189,8 +188,6 @@ struct Shared {
     redactor: Redactor,
     username: String,
     wake_sender: Notify,
-    /// No sending before this time (a global 429 pauses everything), in milliseconds; mirrors the gate.
-    paused_until_ms: AtomicI64,
     health: health::Health,
     /// The calls that send, without teloxide's ten-second sleep after a 5xx.
     client: client::Client,
@@ -262,7 +259,6 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         redactor,
         username,
         wake_sender: Notify::new(),
-        paused_until_ms: AtomicI64::new(0),
         health: health::Health::new(n_workers, config.webhook.is_none(), config.stuck_after),
         client: sending,
         gate: Gate::new(config.budget.clone()),
@@ -291,7 +287,6 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
         }));
     }
     let dispatch = Dispatch { queues };
-    quarantine_crashed(&shared);
     let pending = shared.store().pending_updates()?;
     if !pending.is_empty() {
         tracing::info!(n = pending.len(), "handling updates recorded before the last stop");
@@ -411,19 +406,6 @@ where
         tokio::select! {
             _ = stop.changed() => return Ok(()),
             () = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-/// Updates that used up their attempts in earlier runs (the process died while handling them)
-/// go to the quarantine before anything else is handled.
-fn quarantine_crashed(shared: &Shared) {
-    let pending = shared.store().pending_updates().unwrap_or_default();
-    for update in pending {
-        let attempts = shared.store().begin_attempt(update.update_id).ok().flatten().unwrap_or(0);
-        let _ = shared.store().forgive_attempt(update.update_id);
-        if attempts > MAX_TURN_ATTEMPTS {
-            quarantine(shared, update.update_id, "the process stopped while handling it, in several runs".into());
         }
     }
 }
@@ -633,6 +615,7 @@ async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watch::Receiver
             }
         };
         if attempt > MAX_TURN_ATTEMPTS {
+            // Its attempts ran out in earlier runs: the process died while handling it.
             quarantine(shared, update_id, "it failed in an earlier run".into());
             return;
         }
@@ -1047,8 +1030,7 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             break;
         }
         shared.health.sender_beat();
-        let paused = shared.paused_until_ms.load(Ordering::Relaxed);
-        if now_ms() < paused {
+        if shared.gate.paused_until().is_some() {
             backlog.clear();
             read_all = true;
         } else if read_all || last_read.elapsed() >= RESCAN_EVERY {
@@ -1114,9 +1096,6 @@ async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 fn pause_sending(shared: &Shared, chat: i64, seconds: u64) -> i64 {
     let until = now_ms() + seconds as i64 * 1000;
     let scope = shared.gate.refused(chat, Duration::from_secs(seconds));
-    if scope == Scope::Everything {
-        shared.paused_until_ms.fetch_max(until, Ordering::Relaxed);
-    }
     tracing::warn!(seconds, everything = scope == Scope::Everything, "Telegram asks to slow down");
     until
 }
@@ -1240,7 +1219,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_task_that_ends_is_restarted_and_one_that_keeps_failing_stops_the_bot() {
-        use std::sync::atomic::AtomicUsize;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let (_stop_tx, stop) = watch::channel(false);
         // Panics twice, fails once, then runs until the bot stops: restarted three times.
         let runs = Arc::new(AtomicUsize::new(0));
