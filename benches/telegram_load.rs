@@ -18,7 +18,7 @@
 //! each with a profile, a session and an inquiry (one user through the engine, the rest copies of
 //! its rows), to measure memory with a populated database.
 //!
-//! Without `LOAD_LIMITS` the bot runs with `SEND_RATE=1000 CHAT_RATE=1000`, so that its own pacing
+//! Without `LOAD_LIMITS` the bot runs with `SEND_RATE=100000 CHAT_RATE=1000`, so that its own pacing
 //! does not hide the hot path. `LOAD_LIMITS=1` makes the fake enforce Telegram's flood limits (30 messages a second in all, a
 //! burst of 3 then one a second per chat, 20 a minute per group) and the report counts its 429s and
 //! the sends made while a `retry_after` was running; `LOAD_FAULTS=1` answers 10% of sends and
@@ -283,7 +283,7 @@ async fn run(settings: Settings) -> ExitCode {
     api.set_faults(faults);
     // Without the fake's limits the bot's own pacing is lifted too, so the run measures the hot
     // path rather than Telegram's one message a second per chat.
-    let unpaced: &[(&str, &str)] = if settings.limits { &[] } else { &[("SEND_RATE", "1000"), ("CHAT_RATE", "1000")] };
+    let unpaced: &[(&str, &str)] = if settings.limits { &[] } else { &[("SEND_RATE", "100000"), ("CHAT_RATE", "1000")] };
     let mut bot = Bot::start(&api, &dir, unpaced);
     let pid = bot.pid().to_string();
     if let Err(message) = bot.ready(&api).await {

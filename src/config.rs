@@ -174,9 +174,9 @@ impl ServeSettings {
         let test_hooks = get("SME_ADVISOR_TEST_HOOKS").is_some_and(|v| v == "1");
         let send_rate = match get("SEND_RATE") {
             None => 30,
-            Some(v) => v.parse::<usize>().ok().filter(|n| (1..=1000).contains(n)).ok_or(ConfigError {
+            Some(v) => v.parse::<usize>().ok().filter(|n| (1..=100_000).contains(n)).ok_or(ConfigError {
                 variable: "SEND_RATE",
-                problem: format!("`{v}` is not a number of messages a second from 1 to 1000 (Telegram allows about 30)"),
+                problem: format!("`{v}` is not a number of messages a second from 1 to 100000 (Telegram allows about 30)"),
             })?,
         };
         let chat_rate = match get("CHAT_RATE") {

@@ -134,7 +134,9 @@ impl Limits {
         if let Some(until) = state.paused_until.filter(|u| *u > now) {
             return Err(Wait { at_least: until - now, global: false });
         }
-        let per_second = 1.0 / (1.0 / budget.chat_per_second + MARGIN.as_secs_f64());
+        // The margin stretches the interval by the share it is of a second: 60 ms at one a
+        // second, next to nothing at the rates of a local test server.
+        let per_second = budget.chat_per_second / (1.0 + MARGIN.as_secs_f64());
         state.tokens = (state.tokens + now.saturating_duration_since(state.last).as_secs_f64() * per_second).min(budget.chat_burst);
         state.last = now;
         if state.tokens < 1.0 {
