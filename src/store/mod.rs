@@ -19,8 +19,10 @@ mod broadcast;
 mod desk;
 mod ops;
 
+pub use crate::desk::{Event, InquiryRow, RoleGrant};
+pub use crate::engine::UserId;
 pub use broadcast::{BroadcastRow, Delivered, Delivery, Reminder};
-pub use desk::{Event, InquiryFilter, LearnedExample, RoleGrant};
+pub use desk::InquiryFilter;
 pub use ops::Quarantined;
 
 /// Append-only: never edit a migration that has shipped, add a new one.
@@ -194,29 +196,6 @@ pub enum Migrate {
 
 /// Inquiry texts are kept up to this many characters.
 pub const MAX_STORED_TEXT: usize = 2000;
-
-/// An internal user id; never a Telegram id, phone number or username.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct UserId(pub i64);
-
-/// A logged inquiry as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InquiryRow {
-    pub id: i64,
-    pub user: Option<UserId>,
-    pub at: Timestamp,
-    pub lang: String,
-    pub kind: String,
-    pub text: String,
-    pub matched: String,
-    pub confidence: f64,
-    pub answered: bool,
-    pub status: String,
-    pub topic: Option<String>,
-    pub country: Option<String>,
-    pub sector: Option<String>,
-    pub taken_by: Option<String>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
