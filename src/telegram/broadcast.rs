@@ -23,7 +23,8 @@ use crate::engine::{Reply, Timestamp};
 use crate::store::{Delivered, Outgoing};
 
 use super::inbound::Turn;
-use super::{CHANNEL, Failure, Out, Shared, classify, execute, now, now_ms};
+use super::sender::{Failure, classify, execute, pause_sending, send_backoff};
+use super::{CHANNEL, Out, Shared, now, now_ms};
 use super::{limits, notify, render};
 
 /// Broadcast messages in flight at once; also the most that a crash can send twice.
@@ -135,7 +136,7 @@ fn report(shared: &Shared, content: &Content, id: i64) -> anyhow::Result<()> {
     let (Some(chat), Some(message_id)) = (row.report_chat, row.report_message) else { return Ok(()) };
     let counts = shared.store().broadcast_counts(id)?;
     let reply =
-        broadcast::progress(content, crate::content::DEFAULT_LANG, id, &row.status, &counts, shared.config.app.broadcast_rate, now());
+        broadcast::progress(content, crate::content::DEFAULT_LANG, id, row.status.name(), &counts, shared.config.app.broadcast_rate, now());
     if let Some(message) = render::render(&reply).into_iter().next() {
         let edit = Out::Edit { chat_id: chat, message_id: message_id as i32, message };
         shared.store().queue(&[edit.queue(chat)], now())?;
@@ -163,9 +164,9 @@ async fn deliver(shared: &Shared, content: &Content, call: &Call, id: i64, chat:
         Err(e) => match classify(&e) {
             Failure::Done => Delivered::Sent,
             Failure::Blocked => Delivered::Blocked,
-            Failure::RetryAfter(seconds) => Delivered::Retry { not_before_ms: super::pause_sending(shared, chat, seconds) },
+            Failure::RetryAfter(seconds) => Delivered::Retry { not_before_ms: pause_sending(shared, chat, seconds) },
             Failure::Retry if attempts + 1 < MAX_ATTEMPTS => {
-                Delivered::Retry { not_before_ms: now_ms() + super::send_backoff(attempts + 1, chat).as_millis() as i64 }
+                Delivered::Retry { not_before_ms: now_ms() + send_backoff(attempts + 1, chat).as_millis() as i64 }
             }
             Failure::Retry | Failure::Permanent | Failure::EditToSend => {
                 tracing::warn!(broadcast = id, chat, error = %shared.redactor.clean(&e.to_string()), "a broadcast message failed");
