@@ -28,6 +28,7 @@
 
 mod broadcast;
 mod client;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
 mod health;
