@@ -178,7 +178,7 @@ async fn deliver(shared: &Shared, content: &Content, call: &Call, id: i64, chat:
 
 /// Drains sending broadcasts within Telegram's limits until `stop`.
 pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut pacer = Pacer::new(shared.config.app.broadcast_rate, Instant::now());
+    let mut pacer = Pacer::new(shared.config.app.broadcast_rate, crate::clock::instant());
     let mut last_to_chat: HashMap<i64, Instant> = HashMap::new();
     let mut in_flight: HashSet<(i64, i64)> = HashSet::new();
     let mut tasks: JoinSet<(i64, i64, Delivered)> = JoinSet::new();
@@ -220,7 +220,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         for row in sending.iter() {
             let due_progress = last_progress.get(&row.id).is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
             if due_progress {
-                last_progress.insert(row.id, Instant::now());
+                last_progress.insert(row.id, crate::clock::instant());
                 let _ = report(&shared, &content, row.id);
             }
             if !in_flight.iter().any(|(b, _)| *b == row.id) && shared.store().finish_broadcast(row.id, now()).unwrap_or(false) {
@@ -256,12 +256,12 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                     queue.pop_front();
                     continue;
                 }
-                if let Err(w) = pacer.take(Instant::now()) {
+                if let Err(w) = pacer.take(crate::clock::instant()) {
                     wait = wait.min(w);
                     break;
                 }
                 let d = queue.pop_front().expect("front exists");
-                last_to_chat.insert(d.chat_id, Instant::now());
+                last_to_chat.insert(d.chat_id, crate::clock::instant());
                 in_flight.insert((row.id, d.user_id));
                 let (shared, content, call, id) = (shared.clone(), content.clone(), call.clone(), row.id);
                 tasks.spawn(async move {

@@ -4,16 +4,16 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use teloxide::RequestError;
 use teloxide::payloads::{GetUpdatesSetters, SetWebhookSetters};
 use teloxide::requests::Requester;
-use teloxide::RequestError;
 use teloxide::types::{AllowedUpdate, Update};
 use tokio::sync::watch;
 
 use crate::store::IncomingUpdate;
 
-use super::{Dispatch, POLL_TIMEOUT_SECS, Shared, Webhook, inbound, now};
 use super::sender::backoff;
+use super::{Dispatch, POLL_TIMEOUT_SECS, Shared, Webhook, inbound, now};
 
 /// Serialises updates for the store, with the chat each belongs to.
 pub(super) fn incoming(updates: &[Update]) -> Vec<IncomingUpdate> {

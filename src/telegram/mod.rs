@@ -28,18 +28,19 @@
 
 mod broadcast;
 mod client;
-mod inline;
-mod intake;
-mod sender;
-mod worker;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
 mod health;
 pub mod inbound;
+mod inline;
+mod intake;
 pub mod limits;
 pub mod notify;
 pub mod render;
+mod sender;
 mod staff;
+mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -405,7 +406,7 @@ where
             Err(e) if e.is_panic() => "it panicked".to_string(),
             Err(_) => "it was cancelled".to_string(),
         };
-        failures.push_back(std::time::Instant::now());
+        failures.push_back(crate::clock::instant());
         while failures.front().is_some_and(|t| t.elapsed() > Duration::from_secs(60)) {
             failures.pop_front();
         }

@@ -29,7 +29,7 @@ pub(super) fn no_preview() -> LinkPreviewOptions {
 /// up to half of it added or taken at random so that many retries do not arrive together.
 pub(super) fn send_backoff(attempt: i64, salt: i64) -> Duration {
     let base = (200u64 << (attempt.clamp(1, 8) - 1) as u64).min(20_000);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
+    let nanos = crate::clock::jitter_seed();
     let mix = (nanos ^ (salt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 33;
     let jitter = mix % (base + 1);
     Duration::from_millis(base / 2 + jitter)
@@ -159,7 +159,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
     // stay valid: only this loop sends and removes rows, and a chat's new rows queue behind its head.
     let mut backlog: std::collections::VecDeque<OutboxHead> = std::collections::VecDeque::new();
     let mut read_all = true;
-    let mut last_read = std::time::Instant::now();
+    let mut last_read = crate::clock::instant();
     loop {
         if *stop.borrow() {
             break;
@@ -173,7 +173,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
             let heads = shared.store().outbox_heads(now_ms(), 256).unwrap_or_default();
             backlog = heads.into_iter().filter(|h| !in_flight.contains(&h.chat_id)).collect();
             read_all = false;
-            last_read = std::time::Instant::now();
+            last_read = crate::clock::instant();
         }
         while tasks.len() < MAX_IN_FLIGHT {
             let Some(row) = backlog.pop_front() else { break };

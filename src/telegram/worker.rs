@@ -62,7 +62,7 @@ pub(super) async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watc
             quarantine(shared, update_id, "it failed in an earlier run".into());
             return;
         }
-        let started = std::time::Instant::now();
+        let started = crate::clock::instant();
         // In place rather than in a task of its own: a panic unwinds to here, the turn's
         // transaction rolls back as it drops, and no thread hand-off is added to every update.
         let outcome = std::panic::AssertUnwindSafe(handle(shared, update_id)).catch_unwind().await;
