@@ -36,7 +36,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-pub use lang::{Ask, Lang};
+pub use lang::{Ask, Cue, Lang};
 
 /// Text beyond this many characters is not read for matching.
 pub const MAX_QUERY_CHARS: usize = 1000;
@@ -228,6 +228,8 @@ pub struct Lexicon {
     /// Content languages with their stopwords.
     pub languages: Vec<(String, Vec<String>)>,
     pub concepts: Vec<Concept>,
+    /// Cue phrases of the question types: (language, kind, phrase).
+    pub cues: Vec<(String, Cue, String)>,
 }
 
 /// Who asks: the language they chose and their stored profile (concept terms).
@@ -516,7 +518,9 @@ impl Index {
     pub fn build(lexicon: &Lexicon, documents: Vec<Document>) -> Index {
         let mut index = Index { all_langs: (1u32 << lexicon.languages.len()) - 1, ..Index::default() };
         for (code, stop) in &lexicon.languages {
-            index.langs.push(Lang::new(code, stop.iter().map(|w| normalize(w))));
+            let cues: Vec<(Cue, String)> =
+                lexicon.cues.iter().filter(|(l, _, _)| l == code).map(|(_, kind, phrase)| (*kind, normalize(phrase))).collect();
+            index.langs.push(Lang::new(code, stop.iter().map(|w| normalize(w)), cues.iter().map(|(k, p)| (*k, p.as_str()))));
         }
         index.stem_phrases = vec![FastMap::default(); index.langs.len()];
         for concept in &lexicon.concepts {
@@ -1352,6 +1356,15 @@ mod tests {
                 proper: true,
                 correct_to: true,
             }],
+            cues: [
+                ("en", Cue::Provider, "who runs"),
+                ("fr", Cue::Approach, "comment postuler"),
+                ("en", Cue::Personal, "can you lend"),
+                ("en", Cue::Personal, "you lend me"),
+            ]
+            .into_iter()
+            .map(|(l, k, p)| (l.to_string(), k, p.to_string()))
+            .collect(),
         };
         let doc = |i: usize, name: &str, en: &str, fr: &str| Document {
             doc: Doc::Entry(i),
