@@ -225,6 +225,14 @@ struct Builder {
     first_dialog: Option<Loc>,
 }
 
+/// Where an entry's facts come from, as its `source` says.
+struct Source {
+    document: String,
+    paragraphs: Vec<i64>,
+    annex: bool,
+    paragraph_locs: Vec<(i64, Loc)>,
+}
+
 /// The languages one text (or group of texts) is written in, and what they must cover.
 struct Texts {
     loc: Loc,
@@ -913,6 +921,8 @@ impl Builder {
         root.finish();
     }
 
+    /// One knowledge entry: its fields, then its source, evidence and texts per language, each
+    /// read by a function of its own.
     fn entry_file(&mut self, t: Table<'_, '_>) {
         let file = t.file;
         let loc = t.loc();
@@ -969,31 +979,7 @@ impl Builder {
         };
         let sizes = optional_list("sizes", VocabKind::Size);
         let stages = optional_list("stages", VocabKind::Stage);
-        let (mut document, mut paragraphs, mut annex) = (String::new(), Vec::new(), false);
-        let mut paragraph_locs = Vec::new();
-        match t.table("source") {
-            Some(s) => {
-                document = s.req_str("document").map(Spanned::into_inner).unwrap_or_default();
-                annex = s.bool("annex").unwrap_or(false);
-                match s.int_list("paragraphs") {
-                    Some(p) if general && !p.is_empty() => file.error(
-                        &s.span,
-                        "a general-guidance entry (`general = true`) is not from the report: leave out `source.paragraphs`",
-                    ),
-                    Some(p) if !p.is_empty() => {
-                        paragraph_locs = p.iter().map(|n| (*n.get_ref(), file.loc(n.span().start))).collect();
-                        paragraphs = p.into_iter().map(Spanned::into_inner).collect();
-                    }
-                    _ if general => {}
-                    // Facts from the annex alone cite no paragraph.
-                    _ if annex => {}
-                    _ => file.error(&s.span, "`source.paragraphs` must list the paragraph numbers the entry rests on"),
-                }
-                s.finish();
-            }
-            None if general => {}
-            None => file.error(&t.span, "missing required key `source` (write `source = { document = \"...\", paragraphs = [..] }`)"),
-        }
+        let Source { document, paragraphs, annex, paragraph_locs } = self.entry_source(&t, general);
         let status = match t.str("status") {
             Some(v) => {
                 let parsed = Status::parse(v.get_ref());
@@ -1023,6 +1009,96 @@ impl Builder {
             }
             v.into_inner()
         });
+        let evidence = self.entry_evidence(&t, &loc, general, annex, &paragraphs, &paragraph_locs);
+        let keywords = t.str_list("keywords").unwrap_or_default().into_iter().map(Spanned::into_inner).collect();
+        let texts = self.entry_texts(&t, &loc, audience);
+        let reviewed = reviewed.map(Spanned::into_inner).unwrap_or_default();
+        // A bad kind is already reported; keep the entry so duplicates are still found.
+        let kind = kind.unwrap_or(Kind::PolicyGuidance);
+        let Some(id) = id else {
+            finish_entry(t, &texts);
+            return;
+        };
+        if !valid_id(id.get_ref()) {
+            file.error(&id.span(), format!("entry id `{}` must be 1-32 characters of a-z, 0-9, `_` and `-`", id.get_ref()));
+        }
+        if successor.as_deref() == Some(id.get_ref().as_str()) {
+            err(&mut self.diags, &loc, "an entry cannot be its own `successor`");
+        }
+        if !texts.contains_key(DEFAULT_LANG) {
+            err(&mut self.diags, &loc, format!("entry `{}` has no `[{DEFAULT_LANG}]` texts", id.get_ref()));
+        }
+        finish_entry(t, &texts);
+        self.entries.push(Entry {
+            id: id.into_inner(),
+            kind,
+            countries,
+            sectors,
+            needs,
+            audience,
+            reviewed,
+            document,
+            paragraphs,
+            annex,
+            keywords,
+            sizes,
+            stages,
+            status,
+            status_checked,
+            successor,
+            link,
+            general,
+            money,
+            evidence,
+            texts,
+            loc,
+        });
+    }
+
+    /// An entry's `source`: the document and the paragraphs (or the annex) it rests on.
+    fn entry_source(&mut self, t: &Table<'_, '_>, general: bool) -> Source {
+        let file = t.file;
+        let (mut document, mut paragraphs, mut annex) = (String::new(), Vec::new(), false);
+        let mut paragraph_locs = Vec::new();
+        match t.table("source") {
+            Some(s) => {
+                document = s.req_str("document").map(Spanned::into_inner).unwrap_or_default();
+                annex = s.bool("annex").unwrap_or(false);
+                match s.int_list("paragraphs") {
+                    Some(p) if general && !p.is_empty() => file.error(
+                        &s.span,
+                        "a general-guidance entry (`general = true`) is not from the report: leave out `source.paragraphs`",
+                    ),
+                    Some(p) if !p.is_empty() => {
+                        paragraph_locs = p.iter().map(|n| (*n.get_ref(), file.loc(n.span().start))).collect();
+                        paragraphs = p.into_iter().map(Spanned::into_inner).collect();
+                    }
+                    _ if general => {}
+                    // Facts from the annex alone cite no paragraph.
+                    _ if annex => {}
+                    _ => file.error(&s.span, "`source.paragraphs` must list the paragraph numbers the entry rests on"),
+                }
+                s.finish();
+            }
+            None if general => {}
+            None => file.error(&t.span, "missing required key `source` (write `source = { document = \"...\", paragraphs = [..] }`)"),
+        }
+        Source { document, paragraphs, annex, paragraph_locs }
+    }
+
+    /// An entry's `evidence`: short verbatim quotes, each from a cited paragraph or the annex, and
+    /// one for every paragraph cited.
+    fn entry_evidence(
+        &mut self,
+        t: &Table<'_, '_>,
+        loc: &Loc,
+        general: bool,
+        annex: bool,
+        paragraphs: &[i64],
+        paragraph_locs: &[(i64, Loc)],
+    ) -> Vec<Evidence> {
+        let file = t.file;
+        let loc = loc.clone();
         let mut evidence = Vec::new();
         for item in t.table_list("evidence") {
             let paragraph = item.int("paragraph");
@@ -1063,7 +1139,7 @@ impl Builder {
         }
         // Every cited paragraph is backed by a quote (a missing `evidence` is reported once, above).
         if !evidence.is_empty() {
-            for (n, ploc) in &paragraph_locs {
+            for (n, ploc) in paragraph_locs {
                 if !evidence.iter().any(|e| e.paragraph == Some(*n)) {
                     err(&mut self.diags, ploc, format!("paragraph {n} is cited but no `evidence` quote comes from it"));
                 }
@@ -1072,7 +1148,13 @@ impl Builder {
                 err(&mut self.diags, &loc, "`source.annex` is set but no `evidence` quote comes from the annex");
             }
         }
-        let keywords = t.str_list("keywords").unwrap_or_default().into_iter().map(Spanned::into_inner).collect();
+        evidence
+    }
+
+    /// An entry's texts, one section per language, and the optional texts given in all or none.
+    fn entry_texts(&mut self, t: &Table<'_, '_>, loc: &Loc, audience: Audience) -> BTreeMap<String, EntryText> {
+        let file = t.file;
+        let loc = loc.clone();
         let mut texts = BTreeMap::new();
         let known = [
             "id",
@@ -1124,47 +1206,7 @@ impl Builder {
         if !texts.is_empty() {
             self.texts.push(Texts { loc: loc.clone(), key: "entry".into(), langs: texts.keys().cloned().collect(), cover: Cover::Entry });
         }
-        let reviewed = reviewed.map(Spanned::into_inner).unwrap_or_default();
-        // A bad kind is already reported; keep the entry so duplicates are still found.
-        let kind = kind.unwrap_or(Kind::PolicyGuidance);
-        let Some(id) = id else {
-            finish_entry(t, &texts);
-            return;
-        };
-        if !valid_id(id.get_ref()) {
-            file.error(&id.span(), format!("entry id `{}` must be 1-32 characters of a-z, 0-9, `_` and `-`", id.get_ref()));
-        }
-        if successor.as_deref() == Some(id.get_ref().as_str()) {
-            err(&mut self.diags, &loc, "an entry cannot be its own `successor`");
-        }
-        if !texts.contains_key(DEFAULT_LANG) {
-            err(&mut self.diags, &loc, format!("entry `{}` has no `[{DEFAULT_LANG}]` texts", id.get_ref()));
-        }
-        finish_entry(t, &texts);
-        self.entries.push(Entry {
-            id: id.into_inner(),
-            kind,
-            countries,
-            sectors,
-            needs,
-            audience,
-            reviewed,
-            document,
-            paragraphs,
-            annex,
-            keywords,
-            sizes,
-            stages,
-            status,
-            status_checked,
-            successor,
-            link,
-            general,
-            money,
-            evidence,
-            texts,
-            loc,
-        });
+        texts
     }
 
     fn entry_text(&mut self, t: &Table<'_, '_>) -> EntryText {
