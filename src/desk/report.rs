@@ -60,7 +60,8 @@ impl Stats {
     }
 }
 
-const HEADER: [&str; 14] = [
+/// The columns of an export, in order.
+pub const CSV_HEADER: [&str; 14] = [
     "id",
     "time_utc",
     "user",
@@ -76,6 +77,7 @@ const HEADER: [&str; 14] = [
     "taken_by",
     "text",
 ];
+const HEADER: [&str; 14] = CSV_HEADER;
 
 fn fields(row: &InquiryRow) -> [String; 14] {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -97,29 +99,48 @@ fn fields(row: &InquiryRow) -> [String; 14] {
     ]
 }
 
-fn csv_field(value: &str) -> String {
-    // Quote what a spreadsheet would otherwise split or misread; a leading = + - @ is neutralised
-    // so a cell is never run as a formula.
-    let risky = value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err();
-    let value = if risky { format!("'{value}") } else { value.to_string() };
-    if value.contains([',', '"', '\n', '\r']) || value.starts_with(' ') || value.ends_with(' ') {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
+/// A leading = + - @ is neutralised so a spreadsheet never runs a cell as a formula.
+fn neutralised(value: String) -> String {
+    if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() { format!("'{value}") } else { value }
+}
+
+/// The byte-order mark that starts every CSV export, so spreadsheets read UTF-8.
+pub const CSV_BOM: &str = "\u{feff}";
+
+/// Writes RFC 4180 CSV records (CRLF line ends, fields quoted when needed) with the `csv` crate;
+/// the command line, Telegram and the web desk all export through it.
+pub struct CsvRows<W: std::io::Write> {
+    writer: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> CsvRows<W> {
+    pub fn new(out: W) -> CsvRows<W> {
+        let writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).quote_style(csv::QuoteStyle::Necessary).from_writer(out);
+        CsvRows { writer }
+    }
+
+    pub fn header(&mut self) -> csv::Result<()> {
+        self.writer.write_record(CSV_HEADER)
+    }
+
+    pub fn row(&mut self, row: &InquiryRow) -> csv::Result<()> {
+        self.writer.write_record(fields(row).map(neutralised))
+    }
+
+    /// Flushes and gives back the output.
+    pub fn finish(self) -> Result<W, std::io::Error> {
+        self.writer.into_inner().map_err(|e| e.into_error())
     }
 }
 
 /// RFC 4180 CSV with a header, CRLF line ends and a UTF-8 byte-order mark, so spreadsheets open
 /// non-Latin scripts correctly.
 pub fn to_csv(rows: &[InquiryRow]) -> String {
-    let mut out = String::from("\u{feff}");
-    out.push_str(&HEADER.join(","));
-    out.push_str("\r\n");
-    for row in rows {
-        out.push_str(&fields(row).iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
-    }
-    out
+    let mut out = CsvRows::new(CSV_BOM.as_bytes().to_vec());
+    let written = out.header().and_then(|_| rows.iter().try_for_each(|row| out.row(row)));
+    written.expect("writing to memory does not fail");
+    let bytes = out.finish().expect("writing to memory does not fail");
+    String::from_utf8(bytes).expect("every field is UTF-8")
 }
 
 /// A JSON array of objects with the same fields as the CSV.

@@ -18,10 +18,12 @@ use crate::engine::{Effect, Inquiry, InquiryKind, Profile, SESSION_VERSION, Sess
 mod broadcast;
 mod desk;
 mod ops;
+mod web;
 
 pub use broadcast::{BroadcastRow, Delivered, Delivery, Reminder};
 pub use desk::{Event, InquiryFilter, LearnedExample, RoleGrant};
 pub use ops::Quarantined;
+pub use web::{AuditLine, DayCount, InboxQuery, LoginOutcome, WebSession};
 
 /// Append-only: never edit a migration that has shipped, add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -181,6 +183,48 @@ CREATE TABLE heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at INTEGER NOT NULL
 );
+"#,
+    // The web desk: one-time sign-in links and sessions (only hashes of their tokens are kept), the
+    // audit log of staff actions, full-text search over inquiry texts (kept in step by triggers,
+    // also when a user's inquiries go with /forget), and the inbox order as an index.
+    r#"
+CREATE TABLE web_login_links (
+    token_hash TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE web_sessions (
+    token_hash TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL
+);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_by_time ON audit_log (at);
+CREATE VIRTUAL TABLE inquiries_fts USING fts5(text, content = 'inquiries', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO inquiries_fts (inquiries_fts) VALUES ('rebuild');
+CREATE TRIGGER inquiries_fts_insert AFTER INSERT ON inquiries BEGIN
+    INSERT INTO inquiries_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER inquiries_fts_delete AFTER DELETE ON inquiries BEGIN
+    INSERT INTO inquiries_fts (inquiries_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER inquiries_fts_update AFTER UPDATE OF text ON inquiries BEGIN
+    INSERT INTO inquiries_fts (inquiries_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO inquiries_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE INDEX inquiries_inbox ON inquiries ((CASE status WHEN 'needs_human' THEN 0 WHEN 'new' THEN 1 ELSE 2 END), at DESC, id DESC);
 "#,
 ];
 

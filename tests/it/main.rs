@@ -19,3 +19,4 @@ mod support;
 mod telegram;
 mod tidy;
 mod transcripts;
+mod web;
