@@ -18,7 +18,9 @@
 //!
 //! The engine imports nothing from the store, the front ends, the file system or the clock.
 
+pub mod act;
 pub mod broadcast;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod content;

@@ -156,7 +156,7 @@ pub fn progress(content: &Content, lang: &str, id: i64, status: &str, counts: &C
     let eta = if counts.pending == 0 || rate_per_sec <= 0.0 {
         "-".to_string()
     } else {
-        crate::desk::format_time(now + (counts.pending as f64 / rate_per_sec).ceil() as i64)
+        crate::dates::format_time(now + (counts.pending as f64 / rate_per_sec).ceil() as i64)
     };
     let key = if counts.pending == 0 || status == "cancelled" { "broadcast_report" } else { "broadcast_progress" };
     let text = content.message(

@@ -242,6 +242,19 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("web_col_user", &[]),
     ("web_col_role", &[]),
     ("web_col_granted_by", &[]),
+    ("web_actions_title", &[]),
+    ("web_reply_label", &[]),
+    ("web_reply_send", &[]),
+    ("web_reply_invalid", &["max"]),
+    ("web_reply_sent", &[]),
+    ("web_resolve", &[]),
+    ("web_learn", &["entry"]),
+    ("web_roles_change", &[]),
+    ("web_roles_action", &[]),
+    ("web_roles_grant", &[]),
+    ("web_roles_revoke", &[]),
+    ("web_roles_apply", &[]),
+    ("web_roles_invalid", &[]),
 ];
 
 /// Everything the engine needs, validated.

@@ -13,8 +13,45 @@ pub use crate::dates::{Period, format_time};
 pub use report::{CSV_BOM, CSV_HEADER, CsvRows, Stats, to_csv, to_json};
 
 use crate::content::Content;
+use crate::engine::UserId;
 use crate::engine::{Button, Reply, Timestamp};
-use crate::store::{Event, InquiryRow, RoleGrant};
+
+/// A logged inquiry as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InquiryRow {
+    pub id: i64,
+    pub user: Option<UserId>,
+    pub at: Timestamp,
+    pub lang: String,
+    pub kind: String,
+    pub text: String,
+    pub matched: String,
+    pub confidence: f64,
+    pub answered: bool,
+    pub status: String,
+    pub topic: Option<String>,
+    pub country: Option<String>,
+    pub sector: Option<String>,
+    pub taken_by: Option<String>,
+}
+
+/// A role granted to a user of a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleGrant {
+    pub external_id: String,
+    pub role: String,
+    pub granted_by: String,
+    pub granted_at: Timestamp,
+}
+
+/// One line of an inquiry's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub at: Timestamp,
+    pub actor: String,
+    pub kind: String,
+    pub text: String,
+}
 
 /// Inquiries per inbox page.
 pub const PAGE: usize = 5;
@@ -32,6 +69,16 @@ impl Role {
             Role::Staff => "staff",
             Role::Agency => "agency",
             Role::Admin => "admin",
+        }
+    }
+
+    /// A role by its name, as content commands and the store write it.
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "staff" => Some(Role::Staff),
+            "agency" => Some(Role::Agency),
+            "admin" => Some(Role::Admin),
+            _ => None,
         }
     }
 
@@ -112,14 +159,31 @@ pub enum Request {
     BroadcastCancel {
         id: i64,
     },
+    /// A staff member's answer to the user of an inquiry.
+    Reply {
+        id: i64,
+        text: String,
+    },
 }
 
 impl Request {
+    /// The role each request needs: one arm per request, no wildcard, so a new request must say.
     pub fn role(&self) -> Role {
         match self {
-            Request::Grant { .. } | Request::Revoke { .. } | Request::Roles | Request::Reload => Role::Admin,
-            Request::BroadcastSend { .. } | Request::BroadcastCancel { .. } => Role::Agency,
-            _ => Role::Staff,
+            Request::Inbox { .. } => Role::Staff,
+            Request::Show { .. } => Role::Staff,
+            Request::Resolve { .. } => Role::Staff,
+            Request::Take { .. } => Role::Staff,
+            Request::Reply { .. } => Role::Staff,
+            Request::Stats { .. } => Role::Staff,
+            Request::Export { .. } => Role::Staff,
+            Request::Learn { .. } => Role::Staff,
+            Request::BroadcastSend { .. } => Role::Agency,
+            Request::BroadcastCancel { .. } => Role::Agency,
+            Request::Grant { .. } => Role::Admin,
+            Request::Revoke { .. } => Role::Admin,
+            Request::Roles => Role::Admin,
+            Request::Reload => Role::Admin,
         }
     }
 }
@@ -132,20 +196,6 @@ pub enum Parsed {
     /// to those who hold `Role`; others get "this command is for staff".
     Usage(Role, &'static str),
 }
-
-/// The desk's commands, with the role each needs (for the command menu and the checks).
-pub const COMMANDS: &[(&str, Role)] = &[
-    ("inbox", Role::Staff),
-    ("inquiry", Role::Staff),
-    ("resolve", Role::Staff),
-    ("stats", Role::Staff),
-    ("export", Role::Staff),
-    ("learn", Role::Staff),
-    ("grant", Role::Admin),
-    ("revoke", Role::Admin),
-    ("roles", Role::Admin),
-    ("reload", Role::Admin),
-];
 
 /// Parses `/name args`; `None` when the command is not the desk's.
 pub fn parse_command(name: &str, args: &str, now: Timestamp) -> Option<Parsed> {

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::InquiryRow;
 use crate::matching::normalize;
-use crate::store::InquiryRow;
 
 /// Counts over a set of inquiries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -30,6 +30,10 @@ use crate::matching::{Ask, Asker, Doc, MAX_QUERY_CHARS, Match};
 /// Seconds since the Unix epoch, passed in by the front end.
 pub type Timestamp = i64;
 
+/// An internal user id; never a Telegram id, phone number or username.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UserId(pub i64);
+
 /// A session idle for longer than this forgets where it was in a flow (the profile stays).
 pub const FLOW_TIMEOUT_SECS: Timestamp = 7 * 24 * 3600;
 /// Topics of programme calls a user can subscribe to; each has a `topic_<id>` message.

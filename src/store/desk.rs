@@ -2,35 +2,9 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Cached, InquiryRow, Store, StoreError, UserId};
+use super::{Cached, Event, InquiryRow, RoleGrant, Store, StoreError, UserId};
+use crate::content::ExtraExample;
 use crate::engine::Timestamp;
-
-/// A role granted to a user of a channel.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoleGrant {
-    pub external_id: String,
-    pub role: String,
-    pub granted_by: String,
-    pub granted_at: Timestamp,
-}
-
-/// One line of an inquiry's history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    pub at: Timestamp,
-    pub actor: String,
-    pub kind: String,
-    pub text: String,
-}
-
-/// An example question staff attached to a knowledge entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LearnedExample {
-    pub id: i64,
-    pub entry_id: String,
-    pub lang: String,
-    pub text: String,
-}
 
 /// Which inquiries to list or export; empty fields match everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -236,9 +210,9 @@ impl Store {
         Ok(())
     }
 
-    pub fn learned_examples(&self) -> Result<Vec<LearnedExample>, StoreError> {
+    pub fn learned_examples(&self) -> Result<Vec<ExtraExample>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT id, entry_id, lang, text FROM learned_examples ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok(LearnedExample { id: r.get(0)?, entry_id: r.get(1)?, lang: r.get(2)?, text: r.get(3)? }))?;
+        let rows = stmt.query_map([], |r| Ok(ExtraExample { id: r.get(0)?, entry_id: r.get(1)?, lang: r.get(2)?, text: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -20,8 +20,10 @@ mod desk;
 mod ops;
 mod web;
 
+pub use crate::desk::{Event, InquiryRow, RoleGrant};
+pub use crate::engine::UserId;
 pub use broadcast::{BroadcastRow, Delivered, Delivery, Reminder};
-pub use desk::{Event, InquiryFilter, LearnedExample, RoleGrant};
+pub use desk::InquiryFilter;
 pub use ops::Quarantined;
 pub use web::{AuditLine, DayCount, InboxQuery, LoginOutcome, WebSession};
 
@@ -238,29 +240,6 @@ pub enum Migrate {
 
 /// Inquiry texts are kept up to this many characters.
 pub const MAX_STORED_TEXT: usize = 2000;
-
-/// An internal user id; never a Telegram id, phone number or username.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct UserId(pub i64);
-
-/// A logged inquiry as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InquiryRow {
-    pub id: i64,
-    pub user: Option<UserId>,
-    pub at: Timestamp,
-    pub lang: String,
-    pub kind: String,
-    pub text: String,
-    pub matched: String,
-    pub confidence: f64,
-    pub answered: bool,
-    pub status: String,
-    pub topic: Option<String>,
-    pub country: Option<String>,
-    pub sector: Option<String>,
-    pub taken_by: Option<String>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::act;
 use crate::broadcast::{self, Call, Pacer};
 use crate::content::Content;
 use crate::engine::{Reply, Timestamp};
 use crate::store::{Delivered, Outgoing};
 
+use super::inbound::Turn;
 use super::{CHANNEL, Failure, Out, Shared, classify, execute, now, now_ms};
-use super::{limits, render};
+use super::{limits, notify, render};
 
 /// Broadcast messages in flight at once; also the most that a crash can send twice.
 pub const CONCURRENCY: usize = 8;
@@ -47,85 +49,14 @@ fn queue(reply: &Reply, chat: i64, report_of: Option<i64>) -> Vec<Outgoing> {
         .collect()
 }
 
-/// The agency finished the guided flow: check the role again, make a draft, show the preview.
-pub(super) fn draft(
-    shared: &Shared,
-    content: &Content,
-    lang: &str,
-    chat: i64,
-    user: u64,
-    answers: &BTreeMap<String, String>,
-) -> anyhow::Result<()> {
-    let mut out = Vec::new();
-    if !super::staff::roles_of(shared, user)?.allows(crate::desk::Role::Agency) {
-        out.extend(queue(&crate::desk::say(content, lang, "desk_forbidden", &[]), chat, None));
-    } else {
-        match broadcast::from_answers(answers, content, lang) {
-            Ok(call) => {
-                let json = serde_json::to_string(&call)?;
-                let id = shared.store().create_broadcast(&json, &format!("telegram {user}"), now())?;
-                let reach = reach(shared, content, &call)?;
-                for reply in broadcast::preview(content, &call, lang, id, reach) {
-                    out.extend(queue(&reply, chat, None));
-                }
-            }
-            Err((key, value)) => out.extend(queue(&crate::desk::say(content, lang, &key, &[("value", &value)]), chat, None)),
-        }
-    }
-    shared.store().queue(&out, now())?;
+/// The agency finished the guided flow: the act layer checks the role again, makes a draft and
+/// returns the preview.
+pub(super) fn draft(shared: &Shared, content: &Content, lang: &str, turn: &Turn, answers: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    let ctx = shared.ctx(content);
+    let outcome = act::broadcast::draft_from_answers(&ctx, &super::staff::actor(shared, turn, lang)?, answers)?;
+    let rows = notify::outgoing(&shared.store(), Some(turn.chat_id), &outcome.notices)?;
+    shared.store().queue(&rows, ctx.now)?;
     Ok(())
-}
-
-/// How many current subscribers a call would reach.
-fn reach(shared: &Shared, content: &Content, call: &Call) -> anyhow::Result<usize> {
-    let mut reach = 0;
-    each_subscriber_page(shared, Duration::ZERO, |page| {
-        reach += page.iter().filter(|s| call.reaches(content, s)).count();
-        Ok(())
-    })?;
-    Ok(reach)
-}
-
-/// Send now or later, from the preview's buttons.
-pub(super) fn send(
-    shared: &Shared,
-    content: &Content,
-    lang: &str,
-    chat: i64,
-    id: i64,
-    delay_hours: i64,
-    ops: &mut Vec<Out>,
-) -> anyhow::Result<()> {
-    let Some(row) = shared.store().broadcast(id)? else {
-        say(content, lang, chat, "broadcast_not_found", &[("id", &id.to_string())], ops);
-        return Ok(());
-    };
-    let at = now() + delay_hours * 3600;
-    if shared.store().schedule_broadcast(id, at, Some(chat))? {
-        say(content, lang, chat, "broadcast_scheduled", &[("id", &id.to_string()), ("when", &crate::desk::format_time(at))], ops);
-    } else {
-        say(content, lang, chat, "broadcast_not_draft", &[("id", &id.to_string()), ("status", &row.status)], ops);
-    }
-    Ok(())
-}
-
-pub(super) fn cancel(shared: &Shared, content: &Content, lang: &str, chat: i64, id: i64, ops: &mut Vec<Out>) -> anyhow::Result<()> {
-    let Some(row) = shared.store().broadcast(id)? else {
-        say(content, lang, chat, "broadcast_not_found", &[("id", &id.to_string())], ops);
-        return Ok(());
-    };
-    if shared.store().cancel_broadcast(id, now())? {
-        say(content, lang, chat, "broadcast_cancelled", &[("id", &id.to_string())], ops);
-    } else {
-        say(content, lang, chat, "broadcast_not_draft", &[("id", &id.to_string()), ("status", &row.status)], ops);
-    }
-    Ok(())
-}
-
-fn say(content: &Content, lang: &str, chat: i64, key: &str, params: &[(&str, &str)], ops: &mut Vec<Out>) {
-    for message in render::render(&crate::desk::say(content, lang, key, params)) {
-        ops.push(Out::send(chat, message));
-    }
 }
 
 /// Starts the broadcasts whose time has come: the recipients are fixed at that moment.

@@ -33,6 +33,7 @@ pub mod fuzz;
 mod health;
 pub mod inbound;
 pub mod limits;
+pub mod notify;
 pub mod render;
 mod staff;
 
@@ -66,7 +67,7 @@ use limits::{Class, Gate, Scope};
 use render::Message;
 
 /// The channel name users of this front end are stored under.
-pub const CHANNEL: &str = "telegram";
+pub const CHANNEL: &str = crate::act::CHANNEL;
 /// How many messages the sender has in flight at once (at most one per chat).
 pub const MAX_IN_FLIGHT: usize = 16;
 /// Long-polling timeout; below teloxide's 17 s request timeout.
@@ -196,6 +197,19 @@ struct Shared {
 }
 
 impl Shared {
+    /// What the act layer needs to run a request now, with this content.
+    fn ctx<'a>(&'a self, content: &'a Content) -> crate::act::Ctx<'a> {
+        crate::act::Ctx {
+            store: &self.store,
+            content,
+            admins: &self.config.app.admin_ids,
+            dialogs_dir: &self.config.app.dialogs_dir,
+            knowledge_dir: &self.config.app.knowledge_dir,
+            broadcast_rate: self.config.app.broadcast_rate,
+            now: now(),
+        }
+    }
+
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -782,7 +796,7 @@ async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
                 let step = &record.step;
                 for effect in &step.effects {
                     if let engine::Effect::BroadcastDraft(answers) = effect {
-                        broadcast::draft(shared, &content, &lang, turn.chat_id, turn.user_id, answers)?;
+                        broadcast::draft(shared, &content, &lang, &turn, answers)?;
                     }
                 }
                 shared.wake_sender.notify_one();

@@ -17,7 +17,7 @@ use crate::store::{Store, StoreError};
 /// The session cookie's name.
 pub const COOKIE: &str = "sme_desk";
 /// Telegram users are the desk's users.
-pub const CHANNEL: &str = "telegram";
+pub use crate::act::CHANNEL;
 
 /// A new random token: 32 bytes from the operating system, as hex.
 pub fn random_token() -> String {
@@ -35,10 +35,13 @@ pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-/// The roles of a user of a channel now: admins from `ADMIN_IDS`, others from the roles table.
+/// The roles of a user now, read through the act layer (admins from `ADMIN_IDS`, others from the
+/// roles table); only Telegram users hold roles.
 pub fn roles_for(store: &Store, admins: &[i64], channel: &str, id: &str) -> Result<Roles, StoreError> {
-    let admin = channel == CHANNEL && id.parse::<i64>().is_ok_and(|n| admins.contains(&n));
-    Ok(Roles::from_names(&store.roles_of(channel, id)?, admin))
+    if channel != CHANNEL {
+        return Ok(Roles::default());
+    }
+    crate::act::roles_of(store, admins, id)
 }
 
 pub fn holds_any(roles: Roles) -> bool {
@@ -104,16 +107,14 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// How the audit log and histories name them: their highest role and id (`staff 123`).
+    /// Who acts, for the act layer.
+    pub fn actor(&self) -> crate::act::Actor {
+        crate::act::Actor { id: self.id.clone(), roles: self.roles, lang: self.lang.clone(), chat: None }
+    }
+
+    /// How the audit log and histories name them, as the act layer does (`staff 123`).
     pub fn label(&self) -> String {
-        let role = if self.roles.admin {
-            "admin"
-        } else if self.roles.staff {
-            "staff"
-        } else {
-            "agency"
-        };
-        format!("{role} {}", self.id)
+        self.actor().label()
     }
 
     /// `None` when the viewer holds the role; otherwise the 403 page to answer with.

@@ -13,19 +13,22 @@
 //!
 //! - [`auth`]: tokens, cookies, sessions, the viewer of a request, role and CSRF checks.
 //! - [`pages`]: the handlers and their HTML.
+//! - [`actions`]: the forms that change something, each run through the act layer.
 //! - [`charts`]: the statistics charts as SVG (plotters).
 
+pub mod actions;
 pub mod auth;
 pub mod charts;
 pub mod pages;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::content::{self, Content};
@@ -50,6 +53,13 @@ pub struct App {
     pub content: Arc<RwLock<Arc<Content>>>,
     /// Telegram user ids of admins (`ADMIN_IDS`).
     pub admins: Vec<i64>,
+    /// The content folders, read again by the act layer to check an example question.
+    pub dialogs_dir: PathBuf,
+    pub knowledge_dir: PathBuf,
+    /// `BROADCAST_RATE`, for progress estimates.
+    pub broadcast_rate: f64,
+    /// `TIME_ZONE`: the zone a scheduled call's time is read in when it names none.
+    pub time_zone: jiff::tz::TimeZone,
     /// The address people open, e.g. `https://desk.example.org` (`WEB_PUBLIC_URL`); links are
     /// built on it and cookies are `Secure` when it is https.
     pub public_url: String,
@@ -57,8 +67,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(store: Arc<Mutex<Store>>, content: Arc<RwLock<Arc<Content>>>, admins: Vec<i64>, public_url: &str, clock: Clock) -> App {
-        App { store, content, admins, public_url: public_url.trim_end_matches('/').to_string(), clock }
+    pub fn new(store: Arc<Mutex<Store>>, content: Arc<RwLock<Arc<Content>>>, config: &Config, public_url: &str, clock: Clock) -> App {
+        App {
+            store,
+            content,
+            admins: config.admin_ids.clone(),
+            dialogs_dir: config.dialogs_dir.clone(),
+            knowledge_dir: config.knowledge_dir.clone(),
+            broadcast_rate: config.broadcast_rate,
+            time_zone: config.time_zone.clone(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            clock,
+        }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -88,12 +108,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/inquiries", get(pages::inbox))
         .route("/inquiries/{id}", get(pages::inquiry))
+        .route("/inquiries/{id}/reply", post(actions::reply))
+        .route("/inquiries/{id}/resolve", post(actions::resolve))
+        .route("/inquiries/{id}/learn", post(actions::learn))
         .route("/stats", get(pages::stats))
         .route("/export.csv", get(pages::export))
         .route("/knowledge", get(pages::knowledge))
         .route("/broadcasts", get(pages::broadcasts))
         .route("/broadcasts/{id}", get(pages::broadcast))
-        .route("/roles", get(pages::roles))
+        .route("/roles", get(pages::roles).post(actions::roles))
         .route("/style.css", get(pages::style))
         .fallback(pages::not_found)
         .with_state(app)
@@ -168,7 +191,7 @@ pub fn cli(config: &Config, args: WebArgs, lookup: impl Fn(&str) -> Option<Strin
             let app = App::new(
                 Arc::new(Mutex::new(store)),
                 Arc::new(RwLock::new(Arc::new(content))),
-                config.admin_ids.clone(),
+                config,
                 &settings.public_url,
                 Arc::new(crate::clock::now),
             );

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
+use super::actions::Done;
 use super::auth::{self, Viewer};
 use super::{App, INBOX_PAGE, charts};
 use crate::content::Content;
@@ -434,7 +435,7 @@ pub async fn inbox(State(app): State<Arc<App>>, viewer: Viewer, Query(params): Q
     html_response(StatusCode::OK, layout(&t, Some(&viewer), &title, body))
 }
 
-/// `/inquiries/<id>`: one inquiry, its history and how the matcher reads it.
+/// `/inquiries/<id>`: one inquiry, its history, how the matcher reads it, and what staff can do.
 pub async fn inquiry(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Path<String>) -> Response {
     if let Some(r) = viewer.require(&app, Role::Staff) {
         return r;
@@ -442,14 +443,29 @@ pub async fn inquiry(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Path
     let Some(id) = id.parse::<i64>().ok().filter(|n| *n > 0) else {
         return status_page(&app, Some(&viewer), StatusCode::NOT_FOUND, "web_not_found");
     };
+    inquiry_page(&app, &viewer, id, &Done::default())
+}
+
+/// The notices of a form just sent.
+fn done_notices(done: &Done) -> Markup {
+    html! {
+        @for n in &done.notices {
+            @if done.refused { p.notice.error role="alert" { (n) } } @else { p.notice role="status" { (n) } }
+        }
+    }
+}
+
+/// The inquiry page, with the outcome of a form just sent.
+pub fn inquiry_page(app: &App, viewer: &Viewer, id: i64, done: &Done) -> Response {
+    let (app, viewer) = (app, viewer.clone());
     let found = {
         let store = app.store();
         store.inquiry(id).and_then(|row| Ok((row, store.events(id)?)))
     };
     let (row, events) = match found {
         Ok((Some(row), events)) => (row, events),
-        Ok((None, _)) => return status_page(&app, Some(&viewer), StatusCode::NOT_FOUND, "web_not_found"),
-        Err(e) => return fail(&app, &viewer)(e),
+        Ok((None, _)) => return status_page(app, Some(&viewer), StatusCode::NOT_FOUND, "web_not_found"),
+        Err(e) => return fail(app, &viewer)(e),
     };
     let content = app.content();
     let t = T { content: &content, lang: &viewer.lang };
@@ -457,6 +473,16 @@ pub async fn inquiry(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Path
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let explanation =
         (row.kind == "question").then(|| content.index.explain(&row.text, &crate::matching::Asker::lang(&row.lang)).trim_end().to_string());
+    // A question the bot could not answer well can become an example of an entry it suggested.
+    let learnable: Vec<(String, String)> = if row.kind == "question" && !row.answered {
+        row.matched
+            .split(',')
+            .filter_map(|m| m.strip_prefix("entry:"))
+            .filter_map(|e| content.entry(e).map(|entry| (e.to_string(), content.entry_text(entry, &viewer.lang).short.clone())))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let fields: Vec<(String, String)> = vec![
         (t.s("web_field_when"), format_time(row.at)),
         (t.s("web_field_user"), row.user.map_or("-".to_string(), |u| u.0.to_string())),
@@ -485,13 +511,38 @@ pub async fn inquiry(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Path
                 }
             }
         }
+        h2 { (t.s("web_actions_title")) }
+        div.actions {
+            @if row.user.is_some() {
+                form method="post" action=(format!("/inquiries/{id}/reply")) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    label for="reply-text" { (t.s("web_reply_label")) }
+                    textarea id="reply-text" name="text" required maxlength="3000" {}
+                    button type="submit" { (t.s("web_reply_send")) }
+                }
+            }
+            @if row.status != "resolved" {
+                form method="post" action=(format!("/inquiries/{id}/resolve")) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    button type="submit" { (t.s("web_resolve")) }
+                }
+            }
+            @for (entry_id, name) in &learnable {
+                form method="post" action=(format!("/inquiries/{id}/learn")) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    input type="hidden" name="entry" value=(entry_id);
+                    button type="submit" { (t.p("web_learn", &[("entry", name)])) }
+                }
+            }
+        }
         @if let Some(explanation) = explanation {
             h2 { (t.s("web_explain_title")) }
             pre.explain { (explanation) }
         }
         p { a href="/inquiries" { (t.s("web_back_to_inbox")) } }
     };
-    html_response(StatusCode::OK, layout(&t, Some(&viewer), &title, body))
+    let body = html! { (done_notices(done)) (body) };
+    html_response(done.status(), layout(&t, Some(&viewer), &title, body))
 }
 
 /// `/export.csv`: the CSV of `sme-advisor inquiries export` for the same filters, streamed in
@@ -796,14 +847,19 @@ pub async fn broadcast(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Pa
     html_response(StatusCode::OK, layout(&t, Some(&viewer), &title, body))
 }
 
-/// `/roles`: who holds which role (admin).
+/// `/roles`: who holds which role, and forms to grant and revoke (admin).
 pub async fn roles(State(app): State<Arc<App>>, viewer: Viewer) -> Response {
     if let Some(r) = viewer.require(&app, Role::Admin) {
         return r;
     }
+    roles_page(&app, &viewer, &Done::default())
+}
+
+/// The roles page, with the outcome of a form just sent.
+pub fn roles_page(app: &App, viewer: &Viewer, done: &Done) -> Response {
     let grants = match app.store().role_grants(auth::CHANNEL) {
         Ok(g) => g,
-        Err(e) => return fail(&app, &viewer)(e),
+        Err(e) => return fail(app, viewer)(e),
     };
     let content = app.content();
     let t = T { content: &content, lang: &viewer.lang };
@@ -820,6 +876,27 @@ pub async fn roles(State(app): State<Arc<App>>, viewer: Viewer) -> Response {
                 @for g in &grants { tr { td { (g.external_id) } td { (g.role) } td { (g.granted_by) " · " (format_time(g.granted_at)) } } }
             }
         } }
+        h2 { (t.s("web_roles_change")) }
+        form.filters method="post" action="/roles" {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            div.field {
+                label for="role-user" { (t.s("web_col_user")) }
+                input id="role-user" type="text" name="user" inputmode="numeric" pattern="[0-9]+" required;
+            }
+            div.field {
+                label for="role-role" { (t.s("web_col_role")) }
+                select id="role-role" name="role" { option value="staff" { "staff" } option value="agency" { "agency" } }
+            }
+            div.field {
+                label for="role-action" { (t.s("web_roles_action")) }
+                select id="role-action" name="action" {
+                    option value="grant" { (t.s("web_roles_grant")) }
+                    option value="revoke" { (t.s("web_roles_revoke")) }
+                }
+            }
+            div.field { button type="submit" { (t.s("web_roles_apply")) } }
+        }
     };
-    html_response(StatusCode::OK, layout(&t, Some(&viewer), &title, body))
+    let body = html! { (done_notices(done)) (body) };
+    html_response(done.status(), layout(&t, Some(viewer), &title, body))
 }

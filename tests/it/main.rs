@@ -1,6 +1,7 @@
 //! The one integration-test binary: transcripts, content checks, storage, the command line, the
 //! Telegram bot against a fake Bot API server, fuzz replays and property tests, and tidiness.
 
+mod act;
 mod broadcasts;
 mod cli;
 mod content_check;

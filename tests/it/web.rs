@@ -12,6 +12,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+use sme_advisor::config::Config;
 use sme_advisor::content::Content;
 use sme_advisor::engine::{self, Input};
 use sme_advisor::store::{InquiryFilter, Store};
@@ -43,20 +44,32 @@ impl Desk {
     pub fn new(name: &str) -> Desk {
         let dir = std::env::temp_dir().join(format!("sme-advisor-web-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let db = dir.join("db.sqlite3");
-        let mut store = Store::open(&db).unwrap();
-        store.grant("telegram", STAFF, "staff", "test", T0).unwrap();
-        store.grant("telegram", AGENCY, "agency", "test", T0).unwrap();
-        let now = Arc::new(AtomicI64::new(T0));
+        Desk::on(&dir.join("db.sqlite3"), T0)
+    }
+
+    /// A desk on a database file (perhaps the one a running bot uses), starting at `now`.
+    pub fn on(db: &std::path::Path, now: i64) -> Desk {
+        let mut store = Store::open(db).unwrap();
+        store.grant("telegram", STAFF, "staff", "test", now).unwrap();
+        store.grant("telegram", AGENCY, "agency", "test", now).unwrap();
+        let now = Arc::new(AtomicI64::new(now));
         let clock = now.clone();
+        let root = support::root();
+        let config = Config::from_lookup(|name| match name {
+            "ADMIN_IDS" => Some(ADMIN.to_string()),
+            "DIALOGS_DIR" => Some(root.join("dialogs").display().to_string()),
+            "KNOWLEDGE_DIR" => Some(root.join("knowledge").display().to_string()),
+            _ => None,
+        })
+        .unwrap();
         let app = Arc::new(App::new(
             Arc::new(Mutex::new(store)),
             Arc::new(RwLock::new(content())),
-            vec![ADMIN.parse().unwrap()],
+            &config,
             "http://desk.test",
             Arc::new(move || clock.load(Ordering::SeqCst)),
         ));
-        Desk { router: web::router(app.clone()), app, now, db }
+        Desk { router: web::router(app.clone()), app, now, db: db.to_path_buf() }
     }
 
     pub fn advance(&self, secs: i64) {
@@ -406,5 +419,76 @@ fn every_page_text_is_in_the_content_in_every_language() {
             assert!(texts.get(lang).is_some_and(|t| !t.is_empty()), "`{key}` has no `{lang}` text");
         }
         assert!(sme_advisor::content::REQUIRED_MESSAGES.iter().any(|(k, _)| k == key), "`{key}` is not required by the loader");
+    }
+}
+
+#[tokio::test]
+async fn staff_reply_resolve_and_teach_through_the_act_layer_and_every_action_is_audited() {
+    let desk = Desk::new("actions");
+    let ids = desk.ask(&["how do I bake sourdough bread", "credit for coffee farmers in Kenya"]);
+    let (cookie, csrf) = desk.sign_in(STAFF).await;
+    let path = format!("/inquiries/{}", ids[0]);
+    // A reply goes to the user's Telegram chat through the outbox, and into the history.
+    let (status, page) =
+        desk.post(&format!("{path}/reply"), Some(&cookie), &format!("csrf={csrf}&text=Try+the+bakers%27+association")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("staff_reply") && page.contains("Try the bakers' association"), "{page}");
+    assert!(page.contains("The reply is on its way"), "{page}");
+    let queued: Vec<(i64, String)> = {
+        let conn = rusqlite::Connection::open(&desk.db).unwrap();
+        let mut stmt = conn.prepare("SELECT chat_id, payload FROM outbox").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].0, 50, "to the asker's chat");
+    assert!(queued[0].1.contains("An advisor answers:") && queued[0].1.contains("bakers"), "{}", queued[0].1);
+    // An empty reply, a reply without the CSRF token, and a reply by an agency change nothing.
+    assert_eq!(desk.post(&format!("{path}/reply"), Some(&cookie), &format!("csrf={csrf}&text=+")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(desk.post(&format!("{path}/reply"), Some(&cookie), "text=hello").await.0, StatusCode::FORBIDDEN);
+    let (agency, agency_csrf) = desk.sign_in(AGENCY).await;
+    assert_eq!(desk.post(&format!("{path}/reply"), Some(&agency), &format!("csrf={agency_csrf}&text=hi")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(desk.post(&format!("{path}/resolve"), Some(&agency), &format!("csrf={agency_csrf}")).await.0, StatusCode::FORBIDDEN);
+
+    // Resolve.
+    let (status, page) = desk.post(&format!("{path}/resolve"), Some(&cookie), &format!("csrf={csrf}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!("Inquiry #{} is resolved.", ids[0])), "{page}");
+    assert_eq!(desk.app.store().inquiry(ids[0]).unwrap().unwrap().status, "resolved");
+    assert_eq!(desk.post("/inquiries/999/resolve", Some(&cookie), &format!("csrf={csrf}")).await.0, StatusCode::NOT_FOUND);
+
+    // Teaching the matcher: the checks of /learn refuse an example that would not reach its entry.
+    let (status, page) =
+        desk.post(&format!("/inquiries/{}/learn", ids[0]), Some(&cookie), &format!("csrf={csrf}&entry=no-such-entry")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+
+    // Roles: only admins, and a revoked user's cookie stops working.
+    assert_eq!(desk.post("/roles", Some(&cookie), &format!("csrf={csrf}&action=grant&user=555&role=staff")).await.0, StatusCode::FORBIDDEN);
+    let (admin, admin_csrf) = desk.sign_in(ADMIN).await;
+    let (status, page) = desk.post("/roles", Some(&admin), &format!("csrf={admin_csrf}&action=grant&user=555&role=staff")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("555") && page.contains("staff"), "{page}");
+    assert_eq!(
+        desk.post("/roles", Some(&admin), &format!("csrf={admin_csrf}&action=grant&user=@bob&role=staff")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        desk.post("/roles", Some(&admin), &format!("csrf={admin_csrf}&action=grant&user=5&role=admin")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, _) = desk.post("/roles", Some(&admin), &format!("csrf={admin_csrf}&action=revoke&user={STAFF}&role=staff")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(desk.get("/inquiries", Some(&cookie)).await.0, StatusCode::UNAUTHORIZED);
+
+    let audit = desk.app.store().audit_lines(50).unwrap();
+    let lines: Vec<String> = audit.iter().map(|a| format!("{} {} {} {}", a.actor, a.action, a.target, a.detail)).collect();
+    for expected in [
+        format!("staff {STAFF} reply {} done", ids[0]),
+        format!("staff {STAFF} resolve {} done", ids[0]),
+        "staff 101 resolve 999 refused".to_string(),
+        format!("staff {STAFF} learn {} refused", ids[0]),
+        format!("staff {ADMIN} grant 555 staff done"),
+        format!("staff {ADMIN} revoke {STAFF} staff done"),
+    ] {
+        assert!(lines.contains(&expected), "{expected} not in {lines:#?}");
     }
 }
