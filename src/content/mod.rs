@@ -222,6 +222,7 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("web_chart_answered", &[]),
     ("web_chart_topics", &[]),
     ("web_chart_unanswered", &[]),
+    ("web_chart_empty", &[]),
     ("web_chart_countries", &[]),
     ("web_chart_languages", &[]),
     ("web_knowledge_title", &[]),

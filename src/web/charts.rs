@@ -27,15 +27,17 @@ fn draw_line(
     let top = if percent { 100.0 } else { points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1 };
     let mut chart = ChartBuilder::on(root)
         .margin(12)
-        .x_label_area_size(28)
-        .y_label_area_size(44)
+        .margin_right(48)
+        .x_label_area_size(30)
+        .y_label_area_size(52)
         .build_cartesian_2d(0..(n as i32 - 1).max(1), 0.0..top)?;
     let label = |x: &i32| points.get(*x as usize).map(|p| p.0.clone()).unwrap_or_default();
     let y_label = |y: &f64| if percent { format!("{y:.0}%") } else { format!("{y:.0}") };
     chart
         .configure_mesh()
-        .x_labels(5)
+        .x_labels(4)
         .y_labels(5)
+        .label_style(("sans-serif", 15))
         .x_label_formatter(&label)
         .y_label_formatter(&y_label)
         .light_line_style(RGBColor(235, 235, 235))
@@ -50,7 +52,7 @@ fn draw_line(
 
 /// A horizontal bar chart of counts, longest first, with each label and count written on its bar.
 pub fn bars(items: &[(String, i64)], width: u32) -> String {
-    let height = 24 * items.len().max(1) as u32 + 8;
+    let height = 28 * items.len().max(1) as u32 + 8;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
@@ -67,14 +69,14 @@ fn draw_bars(
 ) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
     root.fill(&WHITE)?;
     let max = items.iter().map(|i| i.1).max().unwrap_or(1).max(1) as f64;
-    let style = TextStyle::from(("sans-serif", 13).into_font()).color(&BLACK);
+    let style = TextStyle::from(("sans-serif", 16).into_font()).color(&BLACK);
     for (i, (label, count)) in items.iter().enumerate() {
-        let y = 4 + 24 * i as i32;
+        let y = 4 + 28 * i as i32;
         let length = ((width as f64 - 8.0) * (*count as f64 / max)).round().max(2.0) as i32;
-        root.draw(&Rectangle::new([(4, y), (4 + length, y + 20)], RGBColor(207, 224, 242).filled()))?;
+        root.draw(&Rectangle::new([(4, y), (4 + length, y + 24)], RGBColor(207, 224, 242).filled()))?;
         let shown: String = label.chars().take(60).collect();
         let ellipsis = if label.chars().count() > 60 { "…" } else { "" };
-        root.draw(&Text::new(format!("{shown}{ellipsis} ({count})"), (8, y + 4), style.clone()))?;
+        root.draw(&Text::new(format!("{shown}{ellipsis} ({count})"), (8, y + 5), style.clone()))?;
     }
     Ok(())
 }

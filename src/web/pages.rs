@@ -659,14 +659,22 @@ fn day_series(days: &[crate::store::DayCount]) -> Vec<crate::store::DayCount> {
     (start..=last.day).map(|day| by_day.remove(&day).cloned().unwrap_or(crate::store::DayCount { day, ..Default::default() })).collect()
 }
 
-fn figure(t: &T, key: &str, svg: &str) -> Markup {
+/// A chart with its caption; `None` when there is nothing to draw.
+fn figure(t: &T, key: &str, svg: Option<String>) -> Markup {
     let id = key.replace('_', "-");
     html! {
         figure aria-labelledby=(id) {
             figcaption id=(id) { (t.s(key)) }
-            div.chart role="img" aria-label=(t.s(key)) { (PreEscaped(svg)) }
+            @match svg {
+                Some(svg) => div.chart role="img" aria-label=(t.s(key)) { (PreEscaped(svg)) },
+                None => p { (t.s("web_chart_empty")) },
+            }
         }
     }
+}
+
+fn bars(items: &[(String, i64)]) -> Option<String> {
+    (!items.is_empty()).then(|| charts::bars(items, 560))
 }
 
 /// `/stats`: charts of a period.
@@ -724,12 +732,12 @@ pub async fn stats(State(app): State<Arc<App>>, viewer: Viewer, Query(params): Q
             p.notice { (t.s("web_stats_none")) }
         } @else {
             div.charts {
-                (figure(&t, "web_chart_per_day", &charts::line(&per_day, false, 640)))
-                (figure(&t, "web_chart_answered", &charts::line(&answered_share, true, 640)))
-                (figure(&t, "web_chart_topics", &charts::bars(&data.topics, 640)))
-                (figure(&t, "web_chart_unanswered", &charts::bars(&data.unanswered, 640)))
-                (figure(&t, "web_chart_countries", &charts::bars(&data.countries, 640)))
-                (figure(&t, "web_chart_languages", &charts::bars(&data.languages, 640)))
+                (figure(&t, "web_chart_per_day", Some(charts::line(&per_day, false, 560))))
+                (figure(&t, "web_chart_answered", (!answered_share.is_empty()).then(|| charts::line(&answered_share, true, 560))))
+                (figure(&t, "web_chart_topics", bars(&data.topics)))
+                (figure(&t, "web_chart_unanswered", bars(&data.unanswered)))
+                (figure(&t, "web_chart_countries", bars(&data.countries)))
+                (figure(&t, "web_chart_languages", bars(&data.languages)))
             }
         }
     };

@@ -21,3 +21,4 @@ mod telegram;
 mod tidy;
 mod transcripts;
 mod web;
+mod web_browser;
