@@ -492,3 +492,40 @@ async fn staff_reply_resolve_and_teach_through_the_act_layer_and_every_action_is
         assert!(lines.contains(&expected), "{expected} not in {lines:#?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_written_on_the_web_reaches_the_user_through_telegram_and_their_answer_shows_on_the_page() {
+    use crate::fake_bot_api::FakeBotApi;
+    use crate::telegram::{Bot, TOKEN, WAIT, press, wait_text};
+    const GROUP: i64 = -100_501;
+    let api = FakeBotApi::start(TOKEN).await;
+    api.add_chat(GROUP);
+    let bot = Bot::start(&api, "web-relay", &[("STAFF_CHAT_ID", &GROUP.to_string())]);
+    let user = 9200;
+    // A user asks for a human advisor; the handoff is posted to the staff group.
+    api.push_text(user, user, "en", "how do I bake sourdough bread");
+    wait_text(&api, user, "human advisor").await;
+    press(&api, user, "Ask a human advisor");
+    wait_text(&api, user, "What should the advisor know?").await;
+    api.push_text(user, user, "en", "I want an oven loan for my bakery in Kampala");
+    wait_text(&api, user, "passed your question to a human advisor").await;
+    api.wait_until("the bot records its post", WAIT, |_| {
+        bot.db().query_row("SELECT count(*) FROM handoff_posts", [], |r| r.get::<_, i64>(0)).unwrap_or(0) >= 1
+    })
+    .await;
+    let id: i64 = bot.db().query_row("SELECT inquiry_id FROM handoff_posts LIMIT 1", [], |r| r.get(0)).unwrap();
+
+    // Staff answer on the web desk, on the bot's database; the running bot delivers the reply.
+    let desk = Desk::on(&bot.dir.join("bot.sqlite3"), sme_advisor::clock::now());
+    let (cookie, csrf) = desk.sign_in(STAFF).await;
+    let (status, page) =
+        desk.post(&format!("/inquiries/{id}/reply"), Some(&cookie), &format!("csrf={csrf}&text=Bring+your+sales+book+to+the+bank.")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    wait_text(&api, user, "An advisor answers:\nBring your sales book to the bank.").await;
+
+    // The user's answer comes back into the thread and shows on the inquiry's page.
+    api.push_text(user, user, "en", "Thank you, which documents do I need?");
+    wait_text(&api, user, "Sent to your advisor").await;
+    let (_, page) = desk.get(&format!("/inquiries/{id}"), Some(&cookie)).await;
+    assert!(page.contains("user_reply") && page.contains("Thank you, which documents do I need?"), "{page}");
+}
