@@ -47,6 +47,10 @@
 //! `organisation`, `checked`); without it no entry may carry a link. `knowledge/glossary.toml` fixes
 //! the rendering of recurring terms per language (`[term.<id>]` with `en`, `fr`, ... and
 //! `avoid.<lang>`); see [`glossary_findings`].
+//! `knowledge/cues.toml` (optional) lists the cue phrases of question types per language:
+//! `[provider]`, `[approach]`, `[personal]`, `[source]`, each with `<lang> = ["phrase", ...]` (see
+//! [`crate::matching::Cue`]); every kind it has needs every language, and a phrase may appear once
+//! per language.
 //! Every other `knowledge/**/*.toml` holds one entry; the README's "Content files" shows every key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -174,6 +178,8 @@ impl Builder {
                     b.links_file(table);
                 } else if Path::new(&source.path).file_name().is_some_and(|n| n == "glossary.toml") {
                     b.glossary_file(table);
+                } else if Path::new(&source.path).file_name().is_some_and(|n| n == "cues.toml") {
+                    b.cues_file(table);
                 } else {
                     b.entry_file(table);
                 }
@@ -201,6 +207,7 @@ struct Builder {
     terms: Vec<(Term, Loc)>,
     synonyms: BTreeMap<String, Vec<Vec<String>>>,
     stopwords: BTreeMap<String, Vec<String>>,
+    cues: Vec<(String, crate::matching::Cue, String)>,
     entries: Vec<Entry>,
     /// Every text with its language keys, checked once the languages are known.
     texts: Vec<Texts>,
@@ -741,6 +748,35 @@ impl Builder {
         }
         for (lang, words) in root.lang_list("stopwords") {
             self.stopwords.insert(lang, words.into_iter().map(Spanned::into_inner).collect());
+        }
+        root.finish();
+    }
+
+    /// `knowledge/cues.toml`: per kind of question, the cue phrases of each language.
+    fn cues_file(&mut self, root: Table<'_, '_>) {
+        use crate::matching::{Cue, normalize};
+        // Normalised phrase per language to the kind that lists it, for repeats.
+        let mut seen: HashMap<(String, String), Cue> = HashMap::new();
+        for kind in Cue::ALL {
+            let Some(loc) = root.table(kind.name()).map(|t| t.loc()) else { continue };
+            let lists = root.lang_list(kind.name());
+            for (lang, phrases) in &lists {
+                for phrase in phrases {
+                    let normal = normalize(phrase.get_ref());
+                    if normal.is_empty() {
+                        root.file.error(&phrase.span(), format!("cue \"{}\" has no letters or digits", phrase.get_ref()));
+                        continue;
+                    }
+                    if let Some(first) = seen.get(&(lang.clone(), normal.clone())) {
+                        let other = if *first == kind { String::new() } else { format!(" under `[{}]`", first.name()) };
+                        root.file.error(&phrase.span(), format!("cue \"{}\" is already listed{other} in `{lang}`", phrase.get_ref()));
+                        continue;
+                    }
+                    seen.insert((lang.clone(), normal.clone()), kind);
+                    self.cues.push((lang.clone(), kind, normal));
+                }
+            }
+            self.texts.push(Texts { loc, key: kind.name().to_string(), langs: lists.keys().cloned().collect(), cover: Cover::Text });
         }
         root.finish();
     }
@@ -1392,7 +1428,7 @@ impl Builder {
             diags.dedup();
             return Err(diags);
         }
-        let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords };
+        let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords, cues: self.cues };
         let index = super::build_index(&languages, &vocab, &entries, &intents);
         let content = Content {
             languages,
@@ -1526,7 +1562,8 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
     }
     for file in files {
         let name = Path::new(&file.path).file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name == "glossary.toml" || name == "links.toml" {
+        // Cue phrases are words users type, like synonyms.
+        if name == "glossary.toml" || name == "links.toml" || name == "cues.toml" {
             continue;
         }
         let mut current: Option<String> = None;

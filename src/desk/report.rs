@@ -32,7 +32,7 @@ impl Stats {
         let mut s = Stats { total: rows.len(), ..Stats::default() };
         let (mut topics, mut unanswered, mut countries, mut languages) = (HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new());
         for row in rows {
-            match row.kind.as_str() {
+            match row.kind.name() {
                 "question" => {
                     s.questions += 1;
                     if row.answered {
@@ -86,8 +86,8 @@ fn fields(row: &InquiryRow) -> [String; 14] {
         super::format_time(row.at),
         row.user.map_or(String::new(), |u| u.0.to_string()),
         row.lang.clone(),
-        row.kind.clone(),
-        row.status.clone(),
+        row.kind.name().to_string(),
+        row.status.name().to_string(),
         if row.answered { "yes" } else { "no" }.to_string(),
         format!("{:.2}", row.confidence),
         row.matched.clone(),
@@ -107,40 +107,47 @@ fn neutralised(value: String) -> String {
 /// The byte-order mark that starts every CSV export, so spreadsheets read UTF-8.
 pub const CSV_BOM: &str = "\u{feff}";
 
-/// Writes RFC 4180 CSV records (CRLF line ends, fields quoted when needed) with the `csv` crate;
-/// the command line, Telegram and the web desk all export through it.
-pub struct CsvRows<W: std::io::Write> {
-    writer: csv::Writer<W>,
+/// Writes RFC 4180 CSV records (CRLF line ends, fields quoted when needed) with the `csv` crate,
+/// into memory; the command line, Telegram and the web desk (a batch at a time) all export
+/// through it.
+pub struct CsvRows {
+    writer: csv::Writer<Vec<u8>>,
 }
 
-impl<W: std::io::Write> CsvRows<W> {
-    pub fn new(out: W) -> CsvRows<W> {
-        let writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).quote_style(csv::QuoteStyle::Necessary).from_writer(out);
+impl CsvRows {
+    /// Starts with `prefix` (the byte-order mark for the first chunk of an export).
+    pub fn new(prefix: &str) -> CsvRows {
+        let writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .quote_style(csv::QuoteStyle::Necessary)
+            .from_writer(prefix.as_bytes().to_vec());
         CsvRows { writer }
     }
 
-    pub fn header(&mut self) -> csv::Result<()> {
-        self.writer.write_record(CSV_HEADER)
+    pub fn header(&mut self) {
+        // Writing into memory cannot fail.
+        let _ = self.writer.write_record(CSV_HEADER);
     }
 
-    pub fn row(&mut self, row: &InquiryRow) -> csv::Result<()> {
-        self.writer.write_record(fields(row).map(neutralised))
+    pub fn row(&mut self, row: &InquiryRow) {
+        let _ = self.writer.write_record(fields(row).map(neutralised));
     }
 
-    /// Flushes and gives back the output.
-    pub fn finish(self) -> Result<W, std::io::Error> {
-        self.writer.into_inner().map_err(|e| e.into_error())
+    /// The bytes written.
+    pub fn finish(self) -> Vec<u8> {
+        self.writer.into_inner().unwrap_or_default()
     }
 }
 
 /// RFC 4180 CSV with a header, CRLF line ends and a UTF-8 byte-order mark, so spreadsheets open
 /// non-Latin scripts correctly.
 pub fn to_csv(rows: &[InquiryRow]) -> String {
-    let mut out = CsvRows::new(CSV_BOM.as_bytes().to_vec());
-    let written = out.header().and_then(|_| rows.iter().try_for_each(|row| out.row(row)));
-    written.expect("writing to memory does not fail");
-    let bytes = out.finish().expect("writing to memory does not fail");
-    String::from_utf8(bytes).expect("every field is UTF-8")
+    let mut out = CsvRows::new(CSV_BOM);
+    out.header();
+    for row in rows {
+        out.row(row);
+    }
+    String::from_utf8(out.finish()).unwrap_or_default()
 }
 
 /// A JSON array of objects with the same fields as the CSV.

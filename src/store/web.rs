@@ -99,7 +99,7 @@ fn filter_sql(filter: &InquiryFilter, search: Option<&str>) -> (String, Vec<rusq
         add(" AND at < ?", v.into());
     }
     if let Some(v) = &filter.status {
-        add(" AND status = ?", v.clone().into());
+        add(" AND status = ?", v.name().to_string().into());
     }
     if let Some(v) = &filter.lang {
         add(" AND lang = ?", v.clone().into());
@@ -108,7 +108,7 @@ fn filter_sql(filter: &InquiryFilter, search: Option<&str>) -> (String, Vec<rusq
         add(" AND country = ?", v.clone().into());
     }
     if let Some(v) = &filter.kind {
-        add(" AND kind = ?", v.clone().into());
+        add(" AND kind = ?", v.name().to_string().into());
     }
     if let Some(q) = search.and_then(fts_query) {
         add(" AND id IN (SELECT rowid FROM inquiries_fts WHERE inquiries_fts MATCH ?)", q.into());

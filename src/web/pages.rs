@@ -17,7 +17,8 @@ use super::auth::{self, Viewer};
 use super::{App, INBOX_PAGE, charts};
 use crate::content::Content;
 use crate::dates::{Period, format_time};
-use crate::desk::{CSV_BOM, CsvRows, Role};
+use crate::desk::{CSV_BOM, CsvRows, Role, Status};
+use crate::engine::InquiryKind;
 use crate::matching::normalize;
 use crate::store::{InboxQuery, InquiryFilter, LoginOutcome, StoreError};
 
@@ -252,8 +253,13 @@ pub struct FilterParams {
     page: Option<String>,
 }
 
-const STATUSES: [&str; 5] = ["new", "needs_human", "answered", "answered_by_staff", "resolved"];
-const KINDS: [&str; 3] = ["question", "recommendation", "handoff"];
+fn statuses() -> [&'static str; 5] {
+    Status::ALL.map(Status::name)
+}
+
+fn kinds() -> [&'static str; 3] {
+    InquiryKind::ALL.map(InquiryKind::name)
+}
 
 fn given(v: &Option<String>) -> Option<String> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
@@ -264,14 +270,14 @@ impl FilterParams {
     fn filter(&self, content: &Content, now: i64, default_period: &str) -> Result<(InquiryFilter, Period), String> {
         let period_text = given(&self.period).unwrap_or_else(|| default_period.to_string());
         let period = Period::parse(&period_text, now).map_err(|e| e.to_string())?;
-        let status = given(&self.status);
-        if let Some(s) = status.as_deref().filter(|s| !STATUSES.contains(s)) {
-            return Err(format!("status `{s}`: {}", STATUSES.join(", ")));
-        }
-        let kind = given(&self.kind);
-        if let Some(k) = kind.as_deref().filter(|k| !KINDS.contains(k)) {
-            return Err(format!("kind `{k}`: {}", KINDS.join(", ")));
-        }
+        let status = match given(&self.status) {
+            None => None,
+            Some(s) => Some(Status::parse(&s).ok_or_else(|| format!("status `{s}`: {}", statuses().join(", ")))?),
+        };
+        let kind = match given(&self.kind) {
+            None => None,
+            Some(k) => Some(InquiryKind::parse(&k).ok_or_else(|| format!("kind `{k}`: {}", kinds().join(", ")))?),
+        };
         let lang = given(&self.lang);
         if let Some(l) = lang.as_deref().filter(|l| !content.languages.iter().any(|x| x.code == *l)) {
             return Err(format!("language `{l}`"));
@@ -357,8 +363,8 @@ fn filter_form(t: &T, params: &FilterParams, search: bool) -> Markup {
                 label for="f-period" { (t.s("web_filter_period")) }
                 input id="f-period" type="text" name="period" placeholder="7d" value=(params.period.clone().unwrap_or_default());
             }
-            div.field { (select(t, "status", "web_filter_status", params.status.as_deref(), &STATUSES)) }
-            div.field { (select(t, "kind", "web_filter_kind", params.kind.as_deref(), &KINDS)) }
+            div.field { (select(t, "status", "web_filter_status", params.status.as_deref(), &statuses())) }
+            div.field { (select(t, "kind", "web_filter_kind", params.kind.as_deref(), &kinds())) }
             div.field { (select(t, "lang", "web_filter_lang", params.lang.as_deref(), &langs)) }
             div.field {
                 label for="f-country" { (t.s("web_filter_country")) }
@@ -471,10 +477,10 @@ pub fn inquiry_page(app: &App, viewer: &Viewer, id: i64, done: &Done) -> Respons
     let t = T { content: &content, lang: &viewer.lang };
     let title = t.p("web_inquiry_title", &[("id", &id.to_string())]);
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let explanation =
-        (row.kind == "question").then(|| content.index.explain(&row.text, &crate::matching::Asker::lang(&row.lang)).trim_end().to_string());
+    let explanation = (row.kind == InquiryKind::Question)
+        .then(|| content.index.explain(&row.text, &crate::matching::Asker::lang(&row.lang)).trim_end().to_string());
     // A question the bot could not answer well can become an example of an entry it suggested.
-    let learnable: Vec<(String, String)> = if row.kind == "question" && !row.answered {
+    let learnable: Vec<(String, String)> = if row.kind == InquiryKind::Question && !row.answered {
         row.matched
             .split(',')
             .filter_map(|m| m.strip_prefix("entry:"))
@@ -487,8 +493,8 @@ pub fn inquiry_page(app: &App, viewer: &Viewer, id: i64, done: &Done) -> Respons
         (t.s("web_field_when"), format_time(row.at)),
         (t.s("web_field_user"), row.user.map_or("-".to_string(), |u| u.0.to_string())),
         (t.s("web_field_lang"), row.lang.clone()),
-        (t.s("web_field_kind"), row.kind.clone()),
-        (t.s("web_field_status"), row.status.clone()),
+        (t.s("web_field_kind"), row.kind.name().to_string()),
+        (t.s("web_field_status"), row.status.name().to_string()),
         (t.s("web_field_matched"), if row.matched.is_empty() { "-".into() } else { row.matched.clone() }),
         (t.s("web_field_confidence"), format!("{:.2}", row.confidence)),
         (t.s("web_field_topic"), dash(&row.topic)),
@@ -521,7 +527,7 @@ pub fn inquiry_page(app: &App, viewer: &Viewer, id: i64, done: &Done) -> Respons
                     button type="submit" { (t.s("web_reply_send")) }
                 }
             }
-            @if row.status != "resolved" {
+            @if row.status != Status::Resolved {
                 form method="post" action=(format!("/inquiries/{id}/resolve")) {
                     input type="hidden" name="csrf" value=(viewer.csrf);
                     button type="submit" { (t.s("web_resolve")) }
@@ -589,9 +595,9 @@ pub fn export_stream(app: Arc<App>, filter: InquiryFilter) -> impl futures_util:
             let after = match at {
                 At::Done => return None,
                 At::Start => {
-                    let mut out = CsvRows::new(CSV_BOM.as_bytes().to_vec());
-                    let chunk = out.header().map_err(std::io::Error::other).and_then(|_| out.finish());
-                    return Some((chunk.map(Bytes::from), At::After(None)));
+                    let mut out = CsvRows::new(CSV_BOM);
+                    out.header();
+                    return Some((Ok(Bytes::from(out.finish())), At::After(None)));
                 }
                 At::After(after) => after,
             };
@@ -606,9 +612,11 @@ pub fn export_stream(app: Arc<App>, filter: InquiryFilter) -> impl futures_util:
             }
             let next = rows.last().map(|(rank, r)| (*rank, r.at, r.id));
             let full = rows.len() == EXPORT_BATCH;
-            let mut out = CsvRows::new(Vec::with_capacity(rows.len() * 160));
-            let written = rows.iter().try_for_each(|(_, row)| out.row(row)).map_err(std::io::Error::other).and_then(|_| out.finish());
-            Some((written.map(Bytes::from), if full { At::After(next) } else { At::Done }))
+            let mut out = CsvRows::new("");
+            for (_, row) in &rows {
+                out.row(row);
+            }
+            Some((Ok(Bytes::from(out.finish())), if full { At::After(next) } else { At::Done }))
         }
     })
 }
@@ -835,7 +843,7 @@ pub async fn broadcast(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Pa
     let progress = t.p(
         "web_broadcast_progress",
         &[
-            ("status", &row.status),
+            ("status", row.status.name()),
             ("sent", &counts.sent.to_string()),
             ("pending", &counts.pending.to_string()),
             ("failed", &counts.failed.to_string()),

@@ -14,6 +14,7 @@ use tower::ServiceExt;
 
 use sme_advisor::config::Config;
 use sme_advisor::content::Content;
+use sme_advisor::desk::Role;
 use sme_advisor::engine::{self, Input};
 use sme_advisor::store::{InquiryFilter, Store};
 use sme_advisor::web::{self, App, auth};
@@ -50,8 +51,8 @@ impl Desk {
     /// A desk on a database file (perhaps the one a running bot uses), starting at `now`.
     pub fn on(db: &std::path::Path, now: i64) -> Desk {
         let mut store = Store::open(db).unwrap();
-        store.grant("telegram", STAFF, "staff", "test", now).unwrap();
-        store.grant("telegram", AGENCY, "agency", "test", now).unwrap();
+        store.grant("telegram", STAFF, Role::Staff, "test", now).unwrap();
+        store.grant("telegram", AGENCY, Role::Agency, "test", now).unwrap();
         let now = Arc::new(AtomicI64::new(now));
         let clock = now.clone();
         let root = support::root();
@@ -258,7 +259,7 @@ async fn a_login_link_works_once_within_ten_minutes_for_someone_holding_a_role()
 
     // A link made while the user held a role does nothing once the role is gone.
     let revoked = desk.link(AGENCY).unwrap();
-    desk.app.store().revoke("telegram", AGENCY, "agency").unwrap();
+    desk.app.store().revoke("telegram", AGENCY, Role::Agency).unwrap();
     assert_eq!(desk.get(revoked.strip_prefix("http://desk.test").unwrap(), None).await.0, StatusCode::FORBIDDEN);
     // A made-up token, and another site as `next`.
     assert_eq!(desk.get("/login/0123456789abcdef", None).await.0, StatusCode::NOT_FOUND);
@@ -272,9 +273,9 @@ async fn a_session_ends_with_its_role_after_twelve_idle_hours_and_on_sign_out() 
     let desk = Desk::new("sessions");
     let (cookie, _) = desk.sign_in(STAFF).await;
     assert_eq!(desk.get("/inquiries", Some(&cookie)).await.0, StatusCode::OK);
-    desk.app.store().revoke("telegram", STAFF, "staff").unwrap();
+    desk.app.store().revoke("telegram", STAFF, Role::Staff).unwrap();
     assert_eq!(desk.get("/inquiries", Some(&cookie)).await.0, StatusCode::UNAUTHORIZED, "the cookie of a revoked user stops working");
-    desk.app.store().grant("telegram", STAFF, "staff", "test", T0).unwrap();
+    desk.app.store().grant("telegram", STAFF, Role::Staff, "test", T0).unwrap();
     assert_eq!(desk.get("/inquiries", Some(&cookie)).await.0, StatusCode::UNAUTHORIZED, "and stays dead when the role comes back");
 
     let (cookie, _) = desk.sign_in(STAFF).await;
@@ -362,7 +363,7 @@ async fn the_export_is_the_command_line_csv_streamed_in_batches() {
     let (_, body) = desk.get("/export.csv?status=needs_human&period=24h", Some(&cookie)).await;
     let now = T0;
     let filter = InquiryFilter {
-        status: Some("needs_human".into()),
+        status: Some(sme_advisor::desk::Status::NeedsHuman),
         since: Some(now - 24 * 3600),
         until: Some(now + 1),
         ..InquiryFilter::default()
@@ -453,7 +454,7 @@ async fn staff_reply_resolve_and_teach_through_the_act_layer_and_every_action_is
     let (status, page) = desk.post(&format!("{path}/resolve"), Some(&cookie), &format!("csrf={csrf}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(&format!("Inquiry #{} is resolved.", ids[0])), "{page}");
-    assert_eq!(desk.app.store().inquiry(ids[0]).unwrap().unwrap().status, "resolved");
+    assert_eq!(desk.app.store().inquiry(ids[0]).unwrap().unwrap().status, sme_advisor::desk::Status::Resolved);
     assert_eq!(desk.post("/inquiries/999/resolve", Some(&cookie), &format!("csrf={csrf}")).await.0, StatusCode::NOT_FOUND);
 
     // Teaching the matcher: the checks of /learn refuse an example that would not reach its entry.

@@ -150,7 +150,7 @@ async fn staff_sign_in_search_reply_and_resolve_in_a_real_browser() {
     wait_path(&client, &format!("/inquiries/{}/resolve", ids[0])).await;
     let page = text(&client).await;
     assert!(page.contains(&format!("Inquiry #{} is resolved.", ids[0])), "{page}");
-    assert_eq!(desk.app.store().inquiry(ids[0]).unwrap().unwrap().status, "resolved");
+    assert_eq!(desk.app.store().inquiry(ids[0]).unwrap().unwrap().status, sme_advisor::desk::Status::Resolved);
     client.screenshot().await.map(|png| std::fs::write(shots.join("inquiry-desktop.png"), png)).unwrap().unwrap();
 
     // Statistics at phone width and at desktop width: nothing wider than the screen.
