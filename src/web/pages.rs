@@ -788,19 +788,39 @@ pub async fn knowledge(State(app): State<Arc<App>>, viewer: Viewer) -> Response 
     html_response(StatusCode::OK, layout(&t, Some(&viewer), &title, body))
 }
 
-/// `/broadcasts`: programme calls, newest first (agency and admin).
+/// `/broadcasts`: programme calls, newest first, and the form for a new one (agency and admin).
 pub async fn broadcasts(State(app): State<Arc<App>>, viewer: Viewer) -> Response {
     if let Some(r) = viewer.require(&app, Role::Agency) {
         return r;
     }
+    broadcasts_page(&app, &viewer, &Done::default(), &HashMap::new())
+}
+
+fn field(id: &str, label: &str, value: &str, multiline: bool, required: bool) -> Markup {
+    html! {
+        div.field.wide {
+            label for=(id) { (label) }
+            @if multiline {
+                textarea id=(id) name=(id) required[required] { (value) }
+            } @else {
+                input id=(id) type="text" name=(id) value=(value) required[required];
+            }
+        }
+    }
+}
+
+/// The list of calls and the form for a new one (filled in again after a refusal).
+pub fn broadcasts_page(app: &App, viewer: &Viewer, done: &Done, form: &HashMap<String, String>) -> Response {
     let rows = match app.store().broadcasts() {
         Ok(rows) => rows,
-        Err(e) => return fail(&app, &viewer)(e),
+        Err(e) => return fail(app, viewer)(e),
     };
     let content = app.content();
     let t = T { content: &content, lang: &viewer.lang };
     let title = t.s("web_broadcasts_title");
+    let value = |k: &str| form.get(k).cloned().unwrap_or_default();
     let body = html! {
+        (done_notices(done))
         @if rows.is_empty() {
             p.notice { (t.s("web_broadcasts_empty")) }
         } @else {
@@ -809,17 +829,50 @@ pub async fn broadcasts(State(app): State<Arc<App>>, viewer: Viewer) -> Response
                     @let call_title = serde_json::from_str::<crate::broadcast::Call>(&b.call).map(|c| c.text(&viewer.lang).title.clone()).unwrap_or_default();
                     li { a href=(format!("/broadcasts/{}", b.id)) {
                         span.id { "#" (b.id) }
-                        span.meta { (format_time(b.created_at)) " · " (b.status) " · " (b.created_by) }
+                        span.meta { (format_time(b.created_at)) " · " (b.status.name()) " · " (b.created_by) }
                         span.text { (call_title) }
                     } }
                 }
             }
         }
+        h2 { (t.s("web_broadcast_new")) }
+        form.call method="post" action="/broadcasts" {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            (field("provider", &t.s("web_call_provider"), &value("provider"), false, true))
+            (field("countries", &t.s("web_call_countries"), &value("countries"), false, true))
+            (field("sectors", &t.s("web_call_sectors"), &value("sectors"), false, true))
+            fieldset {
+                legend { (t.s("web_call_topics")) }
+                @for topic in crate::engine::TOPICS {
+                    @let id = format!("topic_{topic}");
+                    span.check {
+                        input id=(id) type="checkbox" name=(id) value="1" checked[form.contains_key(&id)];
+                        label for=(id) { (topic) }
+                    }
+                }
+            }
+            div.field {
+                label for="deadline" { (t.s("web_call_deadline")) }
+                input id="deadline" type="date" name="deadline" value=(value("deadline")) required;
+            }
+            (field("link", &t.s("web_call_link"), &value("link"), false, false))
+            @for lang in &content.languages {
+                fieldset {
+                    legend { (t.p("web_call_lang_section", &[("lang", &lang.name)])) }
+                    @let required = lang.code == crate::content::DEFAULT_LANG;
+                    (field(&format!("{}_title", lang.code), &t.s("web_call_title"), &value(&format!("{}_title", lang.code)), false, required))
+                    (field(&format!("{}_offers", lang.code), &t.s("web_call_offers"), &value(&format!("{}_offers", lang.code)), true, required))
+                    (field(&format!("{}_eligible", lang.code), &t.s("web_call_eligible"), &value(&format!("{}_eligible", lang.code)), true, required))
+                    (field(&format!("{}_apply", lang.code), &t.s("web_call_apply"), &value(&format!("{}_apply", lang.code)), true, required))
+                }
+            }
+            button type="submit" { (t.s("web_call_create")) }
+        }
     };
-    html_response(StatusCode::OK, layout(&t, Some(&viewer), &title, body))
+    html_response(if done.refused { StatusCode::BAD_REQUEST } else { StatusCode::OK }, layout(&t, Some(viewer), &title, body))
 }
 
-/// `/broadcasts/<id>`: one call as subscribers see it, and its progress.
+/// `/broadcasts/<id>`: one call as subscribers see it, its audience and progress, and what to do.
 pub async fn broadcast(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Path<String>) -> Response {
     if let Some(r) = viewer.require(&app, Role::Agency) {
         return r;
@@ -827,19 +880,30 @@ pub async fn broadcast(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Pa
     let Some(id) = id.parse::<i64>().ok().filter(|n| *n > 0) else {
         return status_page(&app, Some(&viewer), StatusCode::NOT_FOUND, "web_not_found");
     };
+    broadcast_page(&app, &viewer, id, &Done::default())
+}
+
+/// The call page, with the outcome of a form just sent. While the call is scheduled or going
+/// out, the page reloads itself every 5 seconds (no script needed).
+pub fn broadcast_page(app: &App, viewer: &Viewer, id: i64, done: &Done) -> Response {
+    use crate::broadcast::Status as CallStatus;
     let found = {
         let store = app.store();
         store.broadcast(id).and_then(|b| Ok((b, store.broadcast_counts(id)?)))
     };
     let (row, counts) = match found {
         Ok((Some(row), counts)) => (row, counts),
-        Ok((None, _)) => return status_page(&app, Some(&viewer), StatusCode::NOT_FOUND, "web_not_found"),
-        Err(e) => return fail(&app, &viewer)(e),
+        Ok((None, _)) => return status_page(app, Some(viewer), StatusCode::NOT_FOUND, "web_not_found"),
+        Err(e) => return fail(app, viewer)(e),
     };
     let content = app.content();
     let t = T { content: &content, lang: &viewer.lang };
     let title = t.p("web_broadcast_title", &[("id", &id.to_string())]);
     let call = serde_json::from_str::<crate::broadcast::Call>(&row.call).ok();
+    let audience = match call.as_ref().map(|c| super::actions::reach(app, c)).transpose() {
+        Ok(n) => n.unwrap_or(0),
+        Err(e) => return server_error(app, Some(viewer), &e),
+    };
     let progress = t.p(
         "web_broadcast_progress",
         &[
@@ -851,16 +915,49 @@ pub async fn broadcast(State(app): State<Arc<App>>, viewer: Viewer, Path(id): Pa
             ("total", &counts.total.to_string()),
         ],
     );
+    let live = matches!(row.status, CallStatus::Scheduled | CallStatus::Sending);
+    let zone = app.time_zone.iana_name().unwrap_or("UTC").to_string();
     let body = html! {
+        (done_notices(done))
         p.summary { (progress) }
+        @if let Some(at) = row.send_at { p { (t.p("web_broadcast_send_at", &[("when", &format_time(at))])) } }
+        p { (t.p("web_broadcast_audience", &[("count", &audience.to_string())])) }
+        @if live { p.notice role="status" { (t.s("web_broadcast_live")) } }
         @if let Some(call) = &call {
-            @let message = crate::broadcast::message(&content, call, &viewer.lang, id);
             h2 { (t.s("web_broadcast_preview")) }
-            div.preview { @if let Some(title) = &message.title { strong { (title) } br; } (message.text) }
+            @for lang in call.texts.keys() {
+                @let message = crate::broadcast::message(&content, call, lang, id);
+                div.preview lang=(lang) { @if let Some(title) = &message.title { strong { (title) } "\n" } (message.text) }
+            }
+        }
+        h2 { (t.s("web_actions_title")) }
+        div.actions {
+            @if row.status == CallStatus::Draft {
+                form method="post" action=(format!("/broadcasts/{id}/test")) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    button type="submit" { (t.s("web_broadcast_test")) }
+                }
+                form method="post" action=(format!("/broadcasts/{id}/send")) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    label for="send-when" { (t.p("web_broadcast_when", &[("zone", &zone)])) }
+                    input id="send-when" type="text" name="when" placeholder="2027-01-10 09:00";
+                    button type="submit" { (t.s("web_broadcast_send")) }
+                }
+            }
+            @if matches!(row.status, CallStatus::Draft | CallStatus::Scheduled | CallStatus::Sending) {
+                form method="post" action=(format!("/broadcasts/{id}/cancel")) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    button type="submit" { (t.s("web_broadcast_cancel")) }
+                }
+            }
         }
         p { a href="/broadcasts" { (t.s("web_back_to_broadcasts")) } }
     };
-    html_response(StatusCode::OK, layout(&t, Some(&viewer), &title, body))
+    let mut response = html_response(done.status(), layout(&t, Some(viewer), &title, body));
+    if live {
+        response.headers_mut().insert(header::REFRESH, HeaderValue::from_static("5"));
+    }
+    response
 }
 
 /// `/roles`: who holds which role, and forms to grant and revoke (admin).

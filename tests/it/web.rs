@@ -530,3 +530,77 @@ async fn a_reply_written_on_the_web_reaches_the_user_through_telegram_and_their_
     let (_, page) = desk.get(&format!("/inquiries/{id}"), Some(&cookie)).await;
     assert!(page.contains("user_reply") && page.contains("Thank you, which documents do I need?"), "{page}");
 }
+
+#[tokio::test]
+async fn an_agency_creates_previews_tests_schedules_and_cancels_a_call_on_the_web() {
+    let desk = Desk::new("calls");
+    let (agency, csrf) = desk.sign_in(AGENCY).await;
+    let (status, page) = desk.get("/broadcasts", Some(&agency)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("New programme call") && page.contains("name=\"en_title\""), "{page}");
+    // The checks of the call file format, with their messages.
+    let (status, page) = desk
+        .post(
+            "/broadcasts",
+            Some(&agency),
+            &format!("csrf={csrf}&provider=UNCTAD&countries=ugnada&sectors=any&deadline=2027-01-31&en_title=T"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("was not saved") && page.contains("did you mean `uganda`") && page.contains("topics"), "{page}");
+    assert!(page.contains("value=\"UNCTAD\""), "the form keeps what was typed");
+    let form = format!(
+        "csrf={csrf}&provider=UNCTAD&countries=global&sectors=any&topic_financing=1&deadline=2027-01-31&link=https%3A%2F%2Functad.org%2F\
+         &en_title=Supplier+grants&en_offers=Grants+for+suppliers&en_eligible=Small+firms&en_apply=Ask+the+provider"
+    );
+    let (staff, staff_csrf) = desk.sign_in(STAFF).await;
+    assert_eq!(desk.post("/broadcasts", Some(&staff), &form.replace(&csrf, &staff_csrf)).await.0, StatusCode::FORBIDDEN);
+    let request = Request::post("/broadcasts")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &agency)
+        .body(Body::from(form))
+        .unwrap();
+    let response = desk.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()[header::LOCATION].to_str().unwrap().to_string();
+    let (status, page) = desk.get(&location, Some(&agency)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Supplier grants") && page.contains("It reaches 0 subscribers today."), "{page}");
+
+    // A test to the agency's own chat, through the outbox.
+    let (status, page) = desk.post(&format!("{location}/test"), Some(&agency), &format!("csrf={csrf}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("The test is on its way"), "{page}");
+    let chats: Vec<i64> = {
+        let conn = rusqlite::Connection::open(&desk.db).unwrap();
+        let mut stmt = conn.prepare("SELECT chat_id FROM outbox").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(chats, vec![AGENCY.parse::<i64>().unwrap()]);
+
+    // A time in the past is refused; now schedules it; then it is cancelled.
+    assert_eq!(
+        desk.post(&format!("{location}/send"), Some(&agency), &format!("csrf={csrf}&when=2020-01-01+09%3A00")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let request = Request::post(format!("{location}/send"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &agency)
+        .body(Body::from(format!("csrf={csrf}&when=")))
+        .unwrap();
+    let response = desk.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::REFRESH], "5", "the page follows the progress");
+    let (status, page) = desk.post(&format!("{location}/cancel"), Some(&agency), &format!("csrf={csrf}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("cancelled"), "{page}");
+    assert_eq!(desk.post(&format!("{location}/cancel"), Some(&agency), &format!("csrf={csrf}")).await.0, StatusCode::CONFLICT);
+    assert_eq!(desk.post(&format!("{location}/cancel"), Some(&agency), "csrf=nope").await.0, StatusCode::FORBIDDEN);
+
+    let actions: Vec<String> = desk.app.store().audit_lines(50).unwrap().iter().map(|a| format!("{} {}", a.action, a.detail)).collect();
+    for expected in
+        ["broadcast_create done", "broadcast_test done", "broadcast_send done", "broadcast_cancel done", "broadcast_cancel refused"]
+    {
+        assert!(actions.iter().any(|a| a == expected), "{expected} not in {actions:?}");
+    }
+}
