@@ -13,6 +13,7 @@
 //! - [`telegram`] is the Telegram bot front end (the only module that imports teloxide).
 //! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time;
 //!   [`dates`] parses and formats dates, periods and schedules (with `jiff`), without reading the clock.
+//! - [`web`] is the web desk for staff, agencies and admins (axum, server-rendered HTML).
 //! - `fuzzing` (hidden, behind the `fuzzing` cargo feature that `fuzz/` and the tests enable) drives the
 //!   engine and the loader from arbitrary bytes.
 //!
@@ -35,3 +36,4 @@ pub mod matching;
 pub mod store;
 pub mod telegram;
 pub mod terminal;
+pub mod web;

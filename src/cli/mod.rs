@@ -103,6 +103,12 @@ pub struct EnvArgs {
     /// Log filter, e.g. info or sme_advisor=debug
     #[arg(long = "log", env = "RUST_LOG", global = true)]
     pub rust_log: Option<String>,
+    /// The web desk's listen address (sme-advisor web)
+    #[arg(long, env = "WEB_LISTEN", global = true)]
+    web_listen: Option<String>,
+    /// The web desk's public address, for sign-in links behind a proxy
+    #[arg(long, env = "WEB_PUBLIC_URL", global = true)]
+    web_public_url: Option<String>,
     /// For the test suite only: 1 enables hooks that force a panic or a stall
     #[arg(long, env = "SME_ADVISOR_TEST_HOOKS", global = true, hide = true)]
     sme_advisor_test_hooks: Option<String>,
@@ -133,6 +139,8 @@ impl EnvArgs {
             "METRICS_LISTEN" => &self.metrics_listen,
             "WORKER_STUCK_SECS" => &self.worker_stuck_secs,
             "SME_ADVISOR_TEST_HOOKS" => &self.sme_advisor_test_hooks,
+            "WEB_LISTEN" => &self.web_listen,
+            "WEB_PUBLIC_URL" => &self.web_public_url,
             _ => return config::var(name),
         };
         value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
@@ -217,6 +225,8 @@ enum Command {
     Backup { file: PathBuf },
     /// Bring the database's schema up to this program's version (after a backup)
     Migrate,
+    /// The web desk for staff, agencies and admins (WEB_LISTEN), or `web login-link USER_ID`
+    Web(crate::web::WebArgs),
 }
 
 #[derive(Subcommand)]
@@ -387,6 +397,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Roles { command } => desk::roles(&config, command),
         Command::Broadcast { command } => desk::broadcasts(&config, command),
         Command::Quarantine { command } => quarantine(&config, command),
+        Command::Web(args) => crate::web::cli(&config, args, lookup),
         Command::Backup { file } => {
             let store = open_store(&config)?;
             store.backup_to(&file).with_context(|| format!("cannot back up to {}", file.display()))?;

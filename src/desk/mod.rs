@@ -10,7 +10,7 @@
 mod report;
 
 pub use crate::dates::{Period, format_time};
-pub use report::{Stats, to_csv, to_json};
+pub use report::{CSV_BOM, CSV_HEADER, CsvRows, Stats, to_csv, to_json};
 
 use crate::content::Content;
 use crate::engine::{Button, Reply, Timestamp};

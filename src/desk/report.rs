@@ -60,7 +60,8 @@ impl Stats {
     }
 }
 
-const HEADER: [&str; 14] = [
+/// The columns of an export, in order.
+pub const CSV_HEADER: [&str; 14] = [
     "id",
     "time_utc",
     "user",
@@ -76,6 +77,7 @@ const HEADER: [&str; 14] = [
     "taken_by",
     "text",
 ];
+const HEADER: [&str; 14] = CSV_HEADER;
 
 fn fields(row: &InquiryRow) -> [String; 14] {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -97,29 +99,55 @@ fn fields(row: &InquiryRow) -> [String; 14] {
     ]
 }
 
-fn csv_field(value: &str) -> String {
-    // Quote what a spreadsheet would otherwise split or misread; a leading = + - @ is neutralised
-    // so a cell is never run as a formula.
-    let risky = value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err();
-    let value = if risky { format!("'{value}") } else { value.to_string() };
-    if value.contains([',', '"', '\n', '\r']) || value.starts_with(' ') || value.ends_with(' ') {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
+/// A leading = + - @ is neutralised so a spreadsheet never runs a cell as a formula.
+fn neutralised(value: String) -> String {
+    if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() { format!("'{value}") } else { value }
+}
+
+/// The byte-order mark that starts every CSV export, so spreadsheets read UTF-8.
+pub const CSV_BOM: &str = "\u{feff}";
+
+/// Writes RFC 4180 CSV records (CRLF line ends, fields quoted when needed) with the `csv` crate,
+/// into memory; the command line, Telegram and the web desk (a batch at a time) all export
+/// through it.
+pub struct CsvRows {
+    writer: csv::Writer<Vec<u8>>,
+}
+
+impl CsvRows {
+    /// Starts with `prefix` (the byte-order mark for the first chunk of an export).
+    pub fn new(prefix: &str) -> CsvRows {
+        let writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .quote_style(csv::QuoteStyle::Necessary)
+            .from_writer(prefix.as_bytes().to_vec());
+        CsvRows { writer }
+    }
+
+    pub fn header(&mut self) {
+        // Writing into memory cannot fail.
+        let _ = self.writer.write_record(CSV_HEADER);
+    }
+
+    pub fn row(&mut self, row: &InquiryRow) {
+        let _ = self.writer.write_record(fields(row).map(neutralised));
+    }
+
+    /// The bytes written.
+    pub fn finish(self) -> Vec<u8> {
+        self.writer.into_inner().unwrap_or_default()
     }
 }
 
 /// RFC 4180 CSV with a header, CRLF line ends and a UTF-8 byte-order mark, so spreadsheets open
 /// non-Latin scripts correctly.
 pub fn to_csv(rows: &[InquiryRow]) -> String {
-    let mut out = String::from("\u{feff}");
-    out.push_str(&HEADER.join(","));
-    out.push_str("\r\n");
+    let mut out = CsvRows::new(CSV_BOM);
+    out.header();
     for row in rows {
-        out.push_str(&fields(row).iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
+        out.row(row);
     }
-    out
+    String::from_utf8(out.finish()).unwrap_or_default()
 }
 
 /// A JSON array of objects with the same fields as the CSV.

@@ -22,9 +22,10 @@ pub struct InquiryFilter {
     pub open: bool,
 }
 
-const COLUMNS: &str = "id, user_id, at, lang, kind, text, matched, confidence, answered, status, topic, country, sector, taken_by";
+pub(crate) const COLUMNS: &str =
+    "id, user_id, at, lang, kind, text, matched, confidence, answered, status, topic, country, sector, taken_by";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<InquiryRow> {
+pub(crate) fn row(r: &Row<'_>) -> rusqlite::Result<InquiryRow> {
     Ok(InquiryRow {
         id: r.get(0)?,
         user: r.get::<_, Option<i64>>(1)?.map(UserId),
@@ -75,7 +76,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Inquiries matching a filter: open ones handoffs first, then newest first.
+    /// Inquiries matching a filter: open ones first (handoffs, then unanswered questions), then newest first.
     pub fn query_inquiries(&self, filter: &InquiryFilter, limit: usize) -> Result<Vec<InquiryRow>, StoreError> {
         let mut sql = format!("SELECT {COLUMNS} FROM inquiries WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -104,7 +105,8 @@ impl Store {
         if filter.open {
             sql.push_str(" AND status IN ('new', 'needs_human')");
         }
-        sql.push_str(" ORDER BY CASE status WHEN 'needs_human' THEN 0 ELSE 1 END, at DESC, id DESC");
+        // The inbox order (handoffs, then unanswered questions, then the rest), read from its index.
+        sql.push_str(&format!(" ORDER BY {}, at DESC, id DESC", super::web::INBOX_RANK));
         sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as usize)));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), row)?;

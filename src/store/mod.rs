@@ -19,12 +19,14 @@ use crate::engine::{Effect, Inquiry, InquiryKind, Profile, SESSION_VERSION, Sess
 mod broadcast;
 mod desk;
 mod ops;
+mod web;
 
 pub use crate::desk::{Event, InquiryRow, RoleGrant};
 pub use crate::engine::UserId;
 pub use broadcast::{BroadcastRow, Delivered, Delivery, Reminder};
 pub use desk::InquiryFilter;
 pub use ops::Quarantined;
+pub use web::{AuditLine, DayCount, InboxQuery, LoginOutcome, WebSession};
 
 /// Append-only: never edit a migration that has shipped, add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -255,6 +257,49 @@ DROP TABLE deliveries;
 ALTER TABLE deliveries_checked RENAME TO deliveries;
 CREATE INDEX deliveries_pending ON deliveries (broadcast_id, status, not_before_ms);
 CREATE INDEX deliveries_queue ON deliveries (broadcast_id, status, user_id);
+"#,
+    // The web desk: one-time sign-in links and sessions (only hashes of their tokens are kept), the
+    // audit log of staff actions, full-text search over inquiry texts (kept in step by triggers,
+    // also when a user's inquiries go with /forget), and the inbox order as an index. Written to run again safely (a test
+    // re-runs the migrations after 7 on a migrated database).
+    r#"
+CREATE TABLE IF NOT EXISTS web_login_links (
+    token_hash TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS audit_log_by_time ON audit_log (at);
+CREATE VIRTUAL TABLE IF NOT EXISTS inquiries_fts USING fts5(text, content = 'inquiries', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO inquiries_fts (inquiries_fts) VALUES ('rebuild');
+CREATE TRIGGER IF NOT EXISTS inquiries_fts_insert AFTER INSERT ON inquiries BEGIN
+    INSERT INTO inquiries_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS inquiries_fts_delete AFTER DELETE ON inquiries BEGIN
+    INSERT INTO inquiries_fts (inquiries_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS inquiries_fts_update AFTER UPDATE OF text ON inquiries BEGIN
+    INSERT INTO inquiries_fts (inquiries_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO inquiries_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE INDEX IF NOT EXISTS inquiries_inbox ON inquiries ((CASE status WHEN 'needs_human' THEN 0 WHEN 'new' THEN 1 ELSE 2 END), at DESC, id DESC);
 "#,
 ];
 

@@ -155,10 +155,13 @@ fn a_backup_opens_and_only_migrate_or_serve_change_an_old_schema() {
     assert!(!ok && err.contains("already exists"), "{err}");
 
     // An older schema: commands other than migrate stop with one line and change nothing.
-    // Undo migration 7 to get a database as version 6 left it.
+    // Undo the migrations after 6 (the web desk's, then 7) to get a database as version 6 left it.
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP TABLE quarantine; DROP TABLE heartbeat;
+        "DROP TRIGGER inquiries_fts_insert; DROP TRIGGER inquiries_fts_delete; DROP TRIGGER inquiries_fts_update;
+         DROP TABLE web_login_links; DROP TABLE web_sessions; DROP TABLE audit_log; DROP TABLE inquiries_fts;
+         DROP INDEX inquiries_inbox;
+         DROP TABLE quarantine; DROP TABLE heartbeat;
          ALTER TABLE updates DROP COLUMN attempts; ALTER TABLE updates DROP COLUMN retry_requested;",
     )
     .unwrap();

@@ -20,3 +20,5 @@ mod support;
 mod telegram;
 mod tidy;
 mod transcripts;
+mod web;
+mod web_browser;

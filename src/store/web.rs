@@ -1,0 +1,366 @@
+//! Storage for the web desk: one-time sign-in links, sessions, the audit log, the inbox with
+//! full-text search, statistics by SQL aggregation, and export in batches.
+//!
+//! Tokens are never stored: only their SHA-256 hashes, so a copy of the database signs nobody in.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Cached, InquiryFilter, InquiryRow, Store, StoreError, desk::COLUMNS, desk::row};
+use crate::engine::Timestamp;
+
+/// The inbox order: open handoffs first, then unanswered questions, then the rest, newest first.
+/// The expression is exactly that of the `inquiries_inbox` index, so the order reads the index.
+pub(crate) const INBOX_RANK: &str = "(CASE status WHEN 'needs_human' THEN 0 WHEN 'new' THEN 1 ELSE 2 END)";
+
+/// What a one-time sign-in link gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Valid: the link is now used up.
+    Valid {
+        channel: String,
+        external_id: String,
+    },
+    Unknown,
+    Used,
+    Expired,
+}
+
+/// A signed-in session, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSession {
+    pub channel: String,
+    pub external_id: String,
+    pub csrf: String,
+    pub created_at: Timestamp,
+}
+
+/// One line of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditLine {
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// Counts of one UTC day.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DayCount {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    pub total: i64,
+    pub questions: i64,
+    pub answered: i64,
+    pub handoffs: i64,
+    pub recommendations: i64,
+}
+
+/// A page of the inbox: the filters of `inquiries list`, a full-text search, an offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InboxQuery {
+    pub filter: InquiryFilter,
+    /// Words to find in the question text (all of them; the last may be the start of a word).
+    pub search: String,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// An FTS5 query from typed words: each word quoted (so no word is read as an operator), all
+/// required, the last one also as a prefix. `None` when there is no word.
+pub fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(12)
+        .map(|w| format!("\"{}\"", w.to_lowercase()))
+        .collect();
+    let last = words.last()?.clone();
+    let mut query = words[..words.len() - 1].join(" ");
+    if !query.is_empty() {
+        query.push(' ');
+    }
+    query.push_str(&format!("{last}*"));
+    Some(query)
+}
+
+/// The WHERE clause of a filter (and a search), with its arguments.
+fn filter_sql(filter: &InquiryFilter, search: Option<&str>) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = String::from(" WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut add = |clause: &str, value: rusqlite::types::Value| {
+        args.push(value);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(v) = filter.since {
+        add(" AND at >= ?", v.into());
+    }
+    if let Some(v) = filter.until {
+        add(" AND at < ?", v.into());
+    }
+    if let Some(v) = &filter.status {
+        add(" AND status = ?", v.name().to_string().into());
+    }
+    if let Some(v) = &filter.lang {
+        add(" AND lang = ?", v.clone().into());
+    }
+    if let Some(v) = &filter.country {
+        add(" AND country = ?", v.clone().into());
+    }
+    if let Some(v) = &filter.kind {
+        add(" AND kind = ?", v.name().to_string().into());
+    }
+    if let Some(q) = search.and_then(fts_query) {
+        add(" AND id IN (SELECT rowid FROM inquiries_fts WHERE inquiries_fts MATCH ?)", q.into());
+    }
+    if filter.open {
+        sql.push_str(" AND status IN ('new', 'needs_human')");
+    }
+    (sql, args)
+}
+
+impl Store {
+    pub fn web_create_login_link(&mut self, token_hash: &str, channel: &str, external_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.conn.exec(
+            "INSERT INTO web_login_links (token_hash, channel, external_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, channel, external_id, now],
+        )?;
+        Ok(())
+    }
+
+    /// Uses a sign-in link: valid once, and only while younger than `max_age` seconds.
+    pub fn web_use_login_link(&mut self, token_hash: &str, now: Timestamp, max_age: i64) -> Result<LoginOutcome, StoreError> {
+        let tx = self.conn.transaction()?;
+        let link: Option<(String, String, Timestamp, Option<Timestamp>)> = tx
+            .row("SELECT channel, external_id, created_at, used_at FROM web_login_links WHERE token_hash = ?1", [token_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let outcome = match link {
+            None => LoginOutcome::Unknown,
+            Some((_, _, _, Some(_))) => LoginOutcome::Used,
+            Some((_, _, created, None)) if now - created >= max_age || now < created => LoginOutcome::Expired,
+            Some((channel, external_id, _, None)) => {
+                tx.exec("UPDATE web_login_links SET used_at = ?2 WHERE token_hash = ?1", params![token_hash, now])?;
+                LoginOutcome::Valid { channel, external_id }
+            }
+        };
+        // Old links are of no use to anyone: forget them.
+        tx.exec("DELETE FROM web_login_links WHERE created_at < ?1", [now - 7 * 86_400])?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    pub fn web_create_session(
+        &mut self,
+        token_hash: &str,
+        channel: &str,
+        external_id: &str,
+        csrf: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn.exec(
+            "INSERT INTO web_sessions (token_hash, channel, external_id, csrf, created_at, seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![token_hash, channel, external_id, csrf, now],
+        )?;
+        Ok(())
+    }
+
+    /// The session of a token hash if it was used within `idle` seconds; it is then seen now.
+    /// An expired one is deleted.
+    pub fn web_session(&mut self, token_hash: &str, now: Timestamp, idle: i64) -> Result<Option<WebSession>, StoreError> {
+        let found: Option<(WebSession, Timestamp)> = self
+            .conn
+            .row("SELECT channel, external_id, csrf, created_at, seen_at FROM web_sessions WHERE token_hash = ?1", [token_hash], |r| {
+                Ok((WebSession { channel: r.get(0)?, external_id: r.get(1)?, csrf: r.get(2)?, created_at: r.get(3)? }, r.get(4)?))
+            })
+            .optional()?;
+        match found {
+            Some((session, seen)) if now - seen < idle => {
+                self.conn.exec("UPDATE web_sessions SET seen_at = ?2 WHERE token_hash = ?1", params![token_hash, now])?;
+                Ok(Some(session))
+            }
+            Some(_) => {
+                self.web_end_session(token_hash)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn web_end_session(&mut self, token_hash: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.exec("DELETE FROM web_sessions WHERE token_hash = ?1", [token_hash])? == 1)
+    }
+
+    /// Ends every session of a user (a role was revoked); returns how many.
+    pub fn web_end_sessions_of(&mut self, channel: &str, external_id: &str) -> Result<usize, StoreError> {
+        Ok(self.conn.exec("DELETE FROM web_sessions WHERE channel = ?1 AND external_id = ?2", params![channel, external_id])?)
+    }
+
+    /// Writes one line of the audit log: who did what to what, when.
+    pub fn audit(&mut self, actor: &str, action: &str, target: &str, detail: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.conn.exec(
+            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now, actor, action, target, detail],
+        )?;
+        Ok(())
+    }
+
+    /// The newest lines of the audit log first.
+    pub fn audit_lines(&self, limit: usize) -> Result<Vec<AuditLine>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(AuditLine { at: r.get(0)?, actor: r.get(1)?, action: r.get(2)?, target: r.get(3)?, detail: r.get(4)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The content language of a user of a channel, when they have a profile.
+    pub fn lang_of_external(&self, channel: &str, external_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .row(
+                "SELECT p.lang FROM profiles p JOIN users u ON u.id = p.user_id WHERE u.channel = ?1 AND u.external_id = ?2",
+                params![channel, external_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// A page of the inbox and how many inquiries match in all.
+    pub fn inbox_page(&self, query: &InboxQuery) -> Result<(i64, Vec<InquiryRow>), StoreError> {
+        let (clause, args) = filter_sql(&query.filter, Some(&query.search));
+        let total: i64 =
+            self.conn.row(&format!("SELECT count(*) FROM inquiries{clause}"), rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM inquiries{clause} ORDER BY {INBOX_RANK}, at DESC, id DESC LIMIT {} OFFSET {}",
+            query.limit.min(1000),
+            query.offset.min(i64::MAX as usize)
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), row)?;
+        Ok((total, rows.collect::<Result<_, _>>()?))
+    }
+
+    /// The next batch of an export in inbox order, after the row with this key
+    /// (`(rank, at, id)` of the last row of the previous batch; `None` for the first batch).
+    pub fn export_batch(
+        &self,
+        filter: &InquiryFilter,
+        after: Option<(i64, Timestamp, i64)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, InquiryRow)>, StoreError> {
+        let (mut clause, mut args) = filter_sql(filter, None);
+        if let Some((rank, at, id)) = after {
+            let n = args.len();
+            clause.push_str(&format!(
+                " AND ({INBOX_RANK} > ?{a} OR ({INBOX_RANK} = ?{a} AND (at < ?{b} OR (at = ?{b} AND id < ?{c}))))",
+                a = n + 1,
+                b = n + 2,
+                c = n + 3
+            ));
+            args.extend([rank.into(), at.into(), id.into()]);
+        }
+        let sql = format!("SELECT {COLUMNS}, {INBOX_RANK} FROM inquiries{clause} ORDER BY {INBOX_RANK}, at DESC, id DESC LIMIT {limit}");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get(14)?, row(r)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts per UTC day in a period (days without inquiries are left out).
+    pub fn day_counts(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<DayCount>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at / 86400 AS day, count(*), sum(kind = 'question'), sum(kind = 'question' AND answered),
+                    sum(kind = 'handoff'), sum(kind = 'recommendation')
+             FROM inquiries WHERE at >= ?1 AND at < ?2 GROUP BY day ORDER BY day",
+        )?;
+        let rows = stmt.query_map(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)], |r| {
+            Ok(DayCount {
+                day: r.get(0)?,
+                total: r.get(1)?,
+                questions: r.get(2)?,
+                answered: r.get(3)?,
+                handoffs: r.get(4)?,
+                recommendations: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The most frequent values of a column (`topic`, `country`, `lang`) in a period, most first.
+    pub fn top_values(
+        &self,
+        column: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let column = match column {
+            "topic" => "topic",
+            "country" => "coalesce(country, '-')",
+            _ => "lang",
+        };
+        let sql = format!(
+            "SELECT {column} AS v, count(*) AS n FROM inquiries WHERE at >= ?1 AND at < ?2 AND v IS NOT NULL
+             GROUP BY v ORDER BY n DESC, v LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows =
+            stmt.query_map(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Unanswered question texts in a period with how often each was asked, most first (as
+    /// stored; the caller merges phrasings that normalise alike).
+    pub fn unanswered_texts(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT lower(text) AS t, count(*) AS n FROM inquiries
+             WHERE at >= ?1 AND at < ?2 AND kind = 'question' AND answered = 0
+             GROUP BY t ORDER BY n DESC, t LIMIT ?3",
+        )?;
+        let rows =
+            stmt.query_map(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_words_become_a_safe_fts_query() {
+        assert_eq!(fts_query("loan uganda").as_deref(), Some("\"loan\" \"uganda\"*"));
+        assert_eq!(fts_query("\"OR\" NEAR(a, b) -x").as_deref(), Some("\"or\" \"near\" \"a\" \"b\" \"x\"*"));
+        assert_eq!(fts_query("  ?! "), None);
+    }
+
+    #[test]
+    fn a_login_link_works_once_and_only_while_fresh() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.web_create_login_link("h1", "telegram", "42", 1000).unwrap();
+        store.web_create_login_link("h2", "telegram", "42", 1000).unwrap();
+        assert_eq!(
+            store.web_use_login_link("h1", 1599, 600).unwrap(),
+            LoginOutcome::Valid { channel: "telegram".into(), external_id: "42".into() }
+        );
+        assert_eq!(store.web_use_login_link("h1", 1599, 600).unwrap(), LoginOutcome::Used);
+        assert_eq!(store.web_use_login_link("h2", 1600, 600).unwrap(), LoginOutcome::Expired);
+        assert_eq!(store.web_use_login_link("nope", 1000, 600).unwrap(), LoginOutcome::Unknown);
+    }
+
+    #[test]
+    fn a_session_expires_after_its_idle_time_and_each_use_extends_it() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.web_create_session("s", "telegram", "42", "c", 0).unwrap();
+        assert!(store.web_session("s", 100, 200).unwrap().is_some());
+        assert!(store.web_session("s", 299, 200).unwrap().is_some());
+        assert!(store.web_session("s", 499, 200).unwrap().is_none());
+        assert!(store.web_session("s", 300, 200).unwrap().is_none(), "an expired session is gone");
+    }
+}
