@@ -488,6 +488,20 @@ impl Store {
         Ok(())
     }
 
+    /// Several messages were delivered (or given up on): remove them in one transaction, one
+    /// write to the log instead of one per message.
+    pub fn outbox_done_many(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        if let [id] = ids {
+            return self.outbox_done(*id);
+        }
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.exec("DELETE FROM outbox WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// A message failed for now: try again no earlier than `not_before_ms`.
     pub fn outbox_retry(&mut self, id: i64, not_before_ms: i64) -> Result<(), StoreError> {
         self.conn.exec("UPDATE outbox SET attempts = attempts + 1, not_before_ms = ?2 WHERE id = ?1", params![id, not_before_ms])?;
