@@ -13,7 +13,8 @@
 //! - [`telegram`] is the Telegram bot front end (the only module that imports teloxide).
 //! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time;
 //!   [`dates`] parses and formats dates, periods and schedules (with `jiff`), without reading the clock.
-//! - `fuzzing` (hidden) drives the engine and the loader from arbitrary bytes for `fuzz/` and the tests.
+//! - `fuzzing` (hidden, behind the `fuzzing` cargo feature that `fuzz/` and the tests enable) drives the
+//!   engine and the loader from arbitrary bytes.
 //!
 //! The engine imports nothing from the store, the front ends, the file system or the clock.
 
@@ -27,6 +28,7 @@ pub mod dates;
 pub mod desk;
 pub mod engine;
 pub mod eval;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod matching;

@@ -77,7 +77,7 @@ pub fn schedule(ctx: &Ctx<'_>, actor: &Actor, id: i64, at: Timestamp) -> anyhow:
     if ctx.store().schedule_broadcast(id, at, actor.chat)? {
         out.say(ctx, To::Requester, lang, "broadcast_scheduled", &[("id", &id.to_string()), ("when", &crate::dates::format_time(at))]);
     } else {
-        out.refuse(ctx, lang, "broadcast_not_draft", &[("id", &id.to_string()), ("status", &row.status)]);
+        out.refuse(ctx, lang, "broadcast_not_draft", &[("id", &id.to_string()), ("status", row.status.name())]);
     }
     Ok(out)
 }
@@ -97,7 +97,7 @@ pub fn cancel(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> anyhow::Result<Outcome> 
     if ctx.store().cancel_broadcast(id, ctx.now)? {
         out.say(ctx, To::Requester, lang, "broadcast_cancelled", &[("id", &id.to_string())]);
     } else {
-        out.refuse(ctx, lang, "broadcast_not_draft", &[("id", &id.to_string()), ("status", &row.status)]);
+        out.refuse(ctx, lang, "broadcast_not_draft", &[("id", &id.to_string()), ("status", row.status.name())]);
     }
     Ok(out)
 }

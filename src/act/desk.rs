@@ -4,7 +4,8 @@
 //! [`user_message`] passes a user's message to the staff thread of their open handoff.
 
 use crate::content::{ExtraExample, load_dirs_with};
-use crate::desk::{self, InquiryRow, Parsed, Request, Role};
+use crate::desk::{self, InquiryRow, Parsed, Request, Role, Status};
+use crate::engine::InquiryKind;
 use crate::store::InquiryFilter;
 
 use super::{Actor, Ctx, Notice, Outcome, To};
@@ -62,10 +63,10 @@ pub fn run(ctx: &Ctx<'_>, actor: &Actor, request: Request) -> anyhow::Result<Out
                 not_found(ctx, lang, id, &mut out);
                 return Ok(out);
             };
-            ctx.store().inquiry_event(id, &actor.label(), "resolved", "", Some("resolved"), ctx.now)?;
+            ctx.store().inquiry_event(id, &actor.label(), "resolved", "", Some(Status::Resolved), ctx.now)?;
             out.say(ctx, To::Requester, lang, "desk_resolved", &[("id", &id.to_string())]);
-            if row.kind == "handoff"
-                && row.status != "resolved"
+            if row.kind == InquiryKind::Handoff
+                && row.status != Status::Resolved
                 && let Some(user) = row.user
             {
                 out.say(ctx, To::User(user), &row.lang, "desk_user_resolved", &[]);
@@ -80,7 +81,7 @@ pub fn run(ctx: &Ctx<'_>, actor: &Actor, request: Request) -> anyhow::Result<Out
                 not_found(ctx, lang, id, &mut out);
                 return Ok(out);
             };
-            ctx.store().inquiry_event(id, &actor.label(), "staff_reply", &text, Some("answered_by_staff"), ctx.now)?;
+            ctx.store().inquiry_event(id, &actor.label(), "staff_reply", &text, Some(Status::AnsweredByStaff), ctx.now)?;
             out.say(ctx, To::User(user), &row.lang, "desk_staff_reply", &[("text", &text)]);
         }
         Request::Stats { period } => {
@@ -106,7 +107,7 @@ pub fn run(ctx: &Ctx<'_>, actor: &Actor, request: Request) -> anyhow::Result<Out
         }
         Request::Learn { inquiry, entry } => learn(ctx, actor, inquiry, &entry, &mut out)?,
         Request::Grant { user, role } => {
-            let changed = ctx.store().grant(super::CHANNEL, &user, role.name(), &actor.id, ctx.now)?;
+            let changed = ctx.store().grant(super::CHANNEL, &user, role, &actor.id, ctx.now)?;
             let params = [("user", user.as_str()), ("role", role.name())];
             if changed {
                 out.say(ctx, To::Requester, lang, "desk_granted", &params);
@@ -115,7 +116,7 @@ pub fn run(ctx: &Ctx<'_>, actor: &Actor, request: Request) -> anyhow::Result<Out
             }
         }
         Request::Revoke { user, role } => {
-            let changed = ctx.store().revoke(super::CHANNEL, &user, role.name())?;
+            let changed = ctx.store().revoke(super::CHANNEL, &user, role)?;
             let params = [("user", user.as_str()), ("role", role.name())];
             if changed {
                 out.say(ctx, To::Requester, lang, "desk_revoked", &params);

@@ -28,6 +28,40 @@ use crate::content::reader::{File, Table, did_you_mean};
 use crate::content::{ANY, Content, DEFAULT_LANG, Diagnostic, GLOBAL, VocabKind};
 use crate::engine::{Button, Reply, TOPICS, Timestamp};
 
+/// Where a programme call stands. Stored by name; the database refuses any other value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Draft,
+    Scheduled,
+    Sending,
+    Done,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Status::Draft, Status::Scheduled, Status::Sending, Status::Done, Status::Cancelled];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Scheduled => "scheduled",
+            Status::Sending => "sending",
+            Status::Done => "done",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A programme call as an agency publishes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {

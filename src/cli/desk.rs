@@ -13,7 +13,7 @@ use crate::store::{InquiryFilter, Store};
 use crate::terminal;
 
 use super::ops::{learned, load_content, open_store};
-use super::{BroadcastCommand, FilterArgs, Format, InquiriesCommand, RolesCommand, value_name};
+use super::{BroadcastCommand, FilterArgs, Format, InquiriesCommand, RolesCommand};
 
 fn filter(args: &FilterArgs) -> anyhow::Result<InquiryFilter> {
     if let Some(lang) = &args.lang
@@ -25,10 +25,10 @@ fn filter(args: &FilterArgs) -> anyhow::Result<InquiryFilter> {
     Ok(InquiryFilter {
         since: period.since,
         until: period.until,
-        status: args.status.map(value_name),
+        status: args.status.map(Into::into),
         lang: args.lang.clone(),
         country: args.country.clone(),
-        kind: args.kind.map(value_name),
+        kind: args.kind.map(Into::into),
         open: args.open,
     })
 }

@@ -324,11 +324,6 @@ enum RoleArg {
     Agency,
 }
 
-/// The text of a value enum, as clap shows it.
-fn value_name(value: impl clap::ValueEnum) -> String {
-    value.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
-}
-
 #[derive(Subcommand)]
 enum RolesCommand {
     /// Give a Telegram user (by numeric id) the role staff or agency
@@ -434,6 +429,30 @@ impl From<RoleArg> for crate::desk::Role {
         match role {
             RoleArg::Staff => crate::desk::Role::Staff,
             RoleArg::Agency => crate::desk::Role::Agency,
+        }
+    }
+}
+
+impl From<StatusArg> for crate::desk::Status {
+    fn from(status: StatusArg) -> Self {
+        use crate::desk::Status;
+        match status {
+            StatusArg::New => Status::New,
+            StatusArg::NeedsHuman => Status::NeedsHuman,
+            StatusArg::Answered => Status::Answered,
+            StatusArg::AnsweredByStaff => Status::AnsweredByStaff,
+            StatusArg::Resolved => Status::Resolved,
+        }
+    }
+}
+
+impl From<KindArg> for crate::engine::InquiryKind {
+    fn from(kind: KindArg) -> Self {
+        use crate::engine::InquiryKind;
+        match kind {
+            KindArg::Question => InquiryKind::Question,
+            KindArg::Recommendation => InquiryKind::Recommendation,
+            KindArg::Handoff => InquiryKind::Handoff,
         }
     }
 }

@@ -47,6 +47,10 @@
 //! `organisation`, `checked`); without it no entry may carry a link. `knowledge/glossary.toml` fixes
 //! the rendering of recurring terms per language (`[term.<id>]` with `en`, `fr`, ... and
 //! `avoid.<lang>`); see [`glossary_findings`].
+//! `knowledge/cues.toml` (optional) lists the cue phrases of question types per language:
+//! `[provider]`, `[approach]`, `[personal]`, `[source]`, each with `<lang> = ["phrase", ...]` (see
+//! [`crate::matching::Cue`]); every kind it has needs every language, and a phrase may appear once
+//! per language.
 //! Every other `knowledge/**/*.toml` holds one entry; the README's "Content files" shows every key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -174,6 +178,8 @@ impl Builder {
                     b.links_file(table);
                 } else if Path::new(&source.path).file_name().is_some_and(|n| n == "glossary.toml") {
                     b.glossary_file(table);
+                } else if Path::new(&source.path).file_name().is_some_and(|n| n == "cues.toml") {
+                    b.cues_file(table);
                 } else {
                     b.entry_file(table);
                 }
@@ -201,6 +207,7 @@ struct Builder {
     terms: Vec<(Term, Loc)>,
     synonyms: BTreeMap<String, Vec<Vec<String>>>,
     stopwords: BTreeMap<String, Vec<String>>,
+    cues: Vec<(String, crate::matching::Cue, String)>,
     entries: Vec<Entry>,
     /// Every text with its language keys, checked once the languages are known.
     texts: Vec<Texts>,
@@ -312,7 +319,18 @@ impl Builder {
         label
     }
 
+    /// A file of `dialogs/`: its sections, each read by a function of its own.
     fn dialog_file(&mut self, root: Table<'_, '_>) {
+        self.languages_section(&root);
+        self.messages_section(&root);
+        self.commands_section(&root);
+        self.flows_section(&root);
+        self.intents_section(&root);
+        root.finish();
+    }
+
+    /// `[language.<code>]`: the content languages, with `name` and the `also` codes that map to them.
+    fn languages_section(&mut self, root: &Table<'_, '_>) {
         if let Some(languages) = root.table("language") {
             for (code, value) in languages.entries() {
                 let Some(t) = Table::new(root.file, value, "a language") else { continue };
@@ -324,6 +342,10 @@ impl Builder {
                 t.finish();
             }
         }
+    }
+
+    /// `[message.<key>]`: the sentences the engine and the front ends say, per language.
+    fn messages_section(&mut self, root: &Table<'_, '_>) {
         if let Some(messages) = root.table("message") {
             for (key, value) in messages.entries() {
                 let Some(t) = Table::new(root.file, value, "a message") else { continue };
@@ -342,6 +364,10 @@ impl Builder {
                 self.messages.push((key.get_ref().to_string(), Spanned::new(t.span.clone(), text), loc));
             }
         }
+    }
+
+    /// `[command.<name>]`: slash commands, where each goes, and the role it needs.
+    fn commands_section(&mut self, root: &Table<'_, '_>) {
         if let Some(commands) = root.table("command") {
             for (name, value) in commands.entries() {
                 let Some(t) = Table::new(root.file, value, "a command") else { continue };
@@ -379,6 +405,10 @@ impl Builder {
                 }
             }
         }
+    }
+
+    /// `[flow.<id>.<step>]`: guided conversations, step by step.
+    fn flows_section(&mut self, root: &Table<'_, '_>) {
         if let Some(flows) = root.table("flow") {
             for (flow_key, value) in flows.entries() {
                 let Some(flow_id) = self.id_check(root.file, flow_key, "flow") else { continue };
@@ -401,6 +431,10 @@ impl Builder {
                 self.flows.push(flow);
             }
         }
+    }
+
+    /// `[intent.<id>]`: what free text can ask for, by patterns, keywords and example questions.
+    fn intents_section(&mut self, root: &Table<'_, '_>) {
         if let Some(intents) = root.table("intent") {
             for (key, value) in intents.entries() {
                 let Some(id) = self.id_check(root.file, key, "intent") else { continue };
@@ -459,13 +493,46 @@ impl Builder {
                 self.intents.push(Intent { id, patterns, keywords, examples, goto: None, reply, label, loc });
             }
         }
-        root.finish();
     }
 
+    /// One step of a flow: what it says, what it asks, its buttons and branches, where it goes
+    /// next and the action it ends in; each part read by a function of its own.
     fn step(&mut self, flow: &str, index: usize, id: String, t: Table<'_, '_>) -> Step {
         let file = t.file;
         let loc = t.loc();
         let say = self.lang_text(&t, "say", false);
+        let (ask, choices) = self.step_ask(&t);
+        let skip_if_known = t.bool("skip_if_known").unwrap_or(false);
+        let set = read_set(&t);
+        let buttons = self.step_buttons(&t, flow, index, &id);
+        let branch = self.step_branches(&t, flow, index);
+        if let Some(next) = t.str("next") {
+            let nloc = file.loc(next.span().start);
+            self.pending_targets.push(PendingTarget {
+                flow: flow.to_string(),
+                step: index,
+                slot: TargetSlot::Next,
+                raw: next.into_inner(),
+                loc: nloc,
+            });
+        }
+        let action = self.step_action(&t);
+        t.finish();
+        let step = Step { id, say, set, ask, choices, buttons, branch, next: None, action, skip_if_known, loc };
+        if step.action.is_some() && step.waits() {
+            err(&mut self.diags, &step.loc, "a step with an `action` cannot also wait for an answer (`ask`, `choices` or `buttons`)");
+        }
+        if step.say.is_none() && step.action.is_none() {
+            err(&mut self.diags, &step.loc, "a step must `say` something or end in an `action`");
+        }
+        step
+    }
+
+    /// What a step asks: a slot with what it expects (`ask`, `expect`, `pattern`, `max_chars`,
+    /// `retry`), or a choice among a vocabulary kind (`choices`).
+    fn step_ask(&mut self, t: &Table<'_, '_>) -> (Option<Ask>, Option<VocabKind>) {
+        let file = t.file;
+        let loc = t.loc();
         let choices = t.str("choices").and_then(|c| match VocabKind::parse(c.get_ref()) {
             Some(kind) if kind != VocabKind::Region => Some(kind),
             _ => {
@@ -478,7 +545,7 @@ impl Builder {
         let expect = t.str("expect");
         let pattern = t.str("pattern");
         let max_chars = t.int("max_chars");
-        let retry = self.lang_text(&t, "retry", false);
+        let retry = self.lang_text(t, "retry", false);
         let ask = match (ask_slot, choices) {
             (Some(slot), _) => {
                 let slot_name = slot.get_ref().clone();
@@ -524,8 +591,12 @@ impl Builder {
                 None
             }
         };
-        let skip_if_known = t.bool("skip_if_known").unwrap_or(false);
-        let set = read_set(&t);
+        (ask, choices)
+    }
+
+    /// A step's buttons, each with data `s:<flow>:<step>:<button>` that fits Telegram's limit.
+    fn step_buttons(&mut self, t: &Table<'_, '_>, flow: &str, index: usize, id: &str) -> Vec<ButtonDef> {
+        let file = t.file;
         let mut buttons = Vec::new();
         for b in t.table_list("buttons") {
             let bloc = b.loc();
@@ -563,6 +634,12 @@ impl Builder {
             b.finish();
             buttons.push(ButtonDef { id: bid, label, goto: None, set });
         }
+        buttons
+    }
+
+    /// A step's branches: go somewhere when a slot has a value.
+    fn step_branches(&mut self, t: &Table<'_, '_>, flow: &str, index: usize) -> Vec<Branch> {
+        let file = t.file;
         let mut branch = Vec::new();
         for b in t.table_list("branch") {
             let bloc = b.loc();
@@ -586,21 +663,17 @@ impl Builder {
                 });
             }
         }
-        if let Some(next) = t.str("next") {
-            let nloc = file.loc(next.span().start);
-            self.pending_targets.push(PendingTarget {
-                flow: flow.to_string(),
-                step: index,
-                slot: TargetSlot::Next,
-                raw: next.into_inner(),
-                loc: nloc,
-            });
-        }
+        branch
+    }
+
+    /// The action a step ends in, with what it needs (`need`, `kind`, `entry`, `slot`).
+    fn step_action(&mut self, t: &Table<'_, '_>) -> Option<Action> {
+        let file = t.file;
         let need = t.str("need");
         let kind = t.str("kind");
         let entry = t.str("entry");
         let slot = t.str("slot");
-        let action = t.str("action").and_then(|a| {
+        t.str("action").and_then(|a| {
             let aloc = file.loc(a.span().start);
             match a.get_ref().as_str() {
                 "recommend" => {
@@ -664,16 +737,7 @@ impl Builder {
                     None
                 }
             }
-        });
-        t.finish();
-        let step = Step { id, say, set, ask, choices, buttons, branch, next: None, action, skip_if_known, loc };
-        if step.action.is_some() && step.waits() {
-            err(&mut self.diags, &step.loc, "a step with an `action` cannot also wait for an answer (`ask`, `choices` or `buttons`)");
-        }
-        if step.say.is_none() && step.action.is_none() {
-            err(&mut self.diags, &step.loc, "a step must `say` something or end in an `action`");
-        }
-        step
+        })
     }
 
     fn vocabulary_file(&mut self, root: Table<'_, '_>) {
@@ -741,6 +805,35 @@ impl Builder {
         }
         for (lang, words) in root.lang_list("stopwords") {
             self.stopwords.insert(lang, words.into_iter().map(Spanned::into_inner).collect());
+        }
+        root.finish();
+    }
+
+    /// `knowledge/cues.toml`: per kind of question, the cue phrases of each language.
+    fn cues_file(&mut self, root: Table<'_, '_>) {
+        use crate::matching::{Cue, normalize};
+        // Normalised phrase per language to the kind that lists it, for repeats.
+        let mut seen: HashMap<(String, String), Cue> = HashMap::new();
+        for kind in Cue::ALL {
+            let Some(loc) = root.table(kind.name()).map(|t| t.loc()) else { continue };
+            let lists = root.lang_list(kind.name());
+            for (lang, phrases) in &lists {
+                for phrase in phrases {
+                    let normal = normalize(phrase.get_ref());
+                    if normal.is_empty() {
+                        root.file.error(&phrase.span(), format!("cue \"{}\" has no letters or digits", phrase.get_ref()));
+                        continue;
+                    }
+                    if let Some(first) = seen.get(&(lang.clone(), normal.clone())) {
+                        let other = if *first == kind { String::new() } else { format!(" under `[{}]`", first.name()) };
+                        root.file.error(&phrase.span(), format!("cue \"{}\" is already listed{other} in `{lang}`", phrase.get_ref()));
+                        continue;
+                    }
+                    seen.insert((lang.clone(), normal.clone()), kind);
+                    self.cues.push((lang.clone(), kind, normal));
+                }
+            }
+            self.texts.push(Texts { loc, key: kind.name().to_string(), langs: lists.keys().cloned().collect(), cover: Cover::Text });
         }
         root.finish();
     }
@@ -1114,34 +1207,74 @@ impl Builder {
         EntryText { name, short, provider, summary, offers, eligible, approach, tip, business, successor, examples }
     }
 
+    /// Checks what the files say as a whole and builds the content, one named pass after another;
+    /// every problem of every pass is reported together.
     fn finish(mut self) -> Result<Content, Vec<Diagnostic>> {
-        let mut diags = std::mem::take(&mut self.diags);
-        // Languages.
+        let languages = self.languages_pass();
+        let first_loc = self.first_loc();
+        self.text_languages_pass(&languages);
+        let messages = self.messages_pass(&first_loc);
+        let mut flows = self.flows_pass(&first_loc);
+        let commands = self.targets_pass(&mut flows);
+        follow_on_steps(&mut flows);
+        let commands = self.commands_pass(commands);
+        self.restricted_flows_pass(&flows, &commands);
+        self.placeholders_pass(&flows);
+        let terms = self.vocabulary_pass();
+        let entries = self.entries_pass();
+        self.links_pass();
+        let intents = self.intents_pass();
+        if !self.diags.is_empty() {
+            let mut diags = self.diags;
+            diags.sort();
+            diags.dedup();
+            return Err(diags);
+        }
+        let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords, cues: self.cues };
+        let index = super::build_index(&languages, &vocab, &entries, &intents);
+        let content =
+            Content { languages, messages, commands, flows, intents, vocab, entries, links: self.links, glossary: self.glossary, index };
+        let diags = if self.skip_self_test { Vec::new() } else { self_test(&content) };
+        if diags.is_empty() { Ok(content) } else { Err(diags) }
+    }
+
+    /// Where a problem of the dialogs as a whole is reported.
+    fn first_loc(&self) -> Loc {
+        self.flows.first().map(|f| f.loc.clone()).or_else(|| self.first_dialog.clone()).unwrap_or_else(|| Loc {
+            path: "dialogs".into(),
+            line: 1,
+            col: 1,
+        })
+    }
+
+    /// Languages: each defined once, English among them.
+    fn languages_pass(&mut self) -> Vec<Language> {
         let mut languages: Vec<Language> = Vec::new();
         for (lang, loc) in &self.languages {
             if languages.iter().any(|l| l.code == lang.code) {
-                err(&mut diags, loc, format!("duplicate language `{}`", lang.code));
+                err(&mut self.diags, loc, format!("duplicate language `{}`", lang.code));
             } else {
                 languages.push(lang.clone());
             }
         }
-        let first_loc = self.flows.first().map(|f| f.loc.clone()).or_else(|| self.first_dialog.clone()).unwrap_or_else(|| Loc {
-            path: "dialogs".into(),
-            line: 1,
-            col: 1,
-        });
         if !languages.iter().any(|l| l.code == DEFAULT_LANG) {
-            err(&mut diags, &first_loc, format!("no `[language.{DEFAULT_LANG}]` is defined"));
+            let loc = self.first_loc();
+            err(&mut self.diags, &loc, format!("no `[language.{DEFAULT_LANG}]` is defined"));
         }
+        languages
+    }
+
+    /// Every text exists in every language, and in no language that is not defined: a user never
+    /// meets a sentence in another language.
+    fn text_languages_pass(&mut self, languages: &[Language]) {
         let codes: Vec<&str> = languages.iter().map(|l| l.code.as_str()).collect();
         for Texts { loc, key, langs, cover } in &self.texts {
             for lang in langs {
                 if !codes.contains(&lang.as_str()) {
                     let hint = did_you_mean(lang, codes.iter().copied());
-                    err(&mut diags, loc, format!("`{key}` uses language `{lang}`, which no `[language.*]` defines{hint}"));
+                    err(&mut self.diags, loc, format!("`{key}` uses language `{lang}`, which no `[language.*]` defines{hint}"));
                 }
             }
-            // Every text exists in every language: a user never meets a sentence in another language.
             let missing: Vec<&str> = codes.iter().copied().filter(|c| !langs.iter().any(|l| l == c)).collect();
             if langs.is_empty() || missing.is_empty() {
                 continue;
@@ -1155,49 +1288,62 @@ impl Builder {
                     format!("`{key}` has no {} (every language needs example questions)", list(&|c| format!("`examples.{c}`")))
                 }
             };
-            err(&mut diags, loc, message);
+            err(&mut self.diags, loc, message);
         }
-        // Messages.
+    }
+
+    /// Messages: each defined once, every one the engine needs, and only the placeholders it fills.
+    fn messages_pass(&mut self, first_loc: &Loc) -> HashMap<String, LangText> {
         let mut messages = HashMap::new();
-        for (key, text, loc) in self.messages {
+        for (key, text, loc) in std::mem::take(&mut self.messages) {
             let allowed = REQUIRED_MESSAGES.iter().find(|(k, _)| *k == key).map(|(_, p)| *p);
             for value in text.get_ref().values() {
                 for p in placeholders(value) {
                     match allowed {
                         Some(allowed) if !allowed.contains(&p) => {
                             let hint = did_you_mean(p, allowed.iter().copied());
-                            err(&mut diags, &loc, format!("message `{key}` uses placeholder `{{{p}}}`, which it does not get{hint}"));
+                            err(&mut self.diags, &loc, format!("message `{key}` uses placeholder `{{{p}}}`, which it does not get{hint}"));
                         }
                         _ => {}
                     }
                 }
             }
             if messages.insert(key.clone(), text.into_inner()).is_some() {
-                err(&mut diags, &loc, format!("duplicate message `{key}`"));
+                err(&mut self.diags, &loc, format!("duplicate message `{key}`"));
             }
         }
         for (key, _) in REQUIRED_MESSAGES {
             if !messages.contains_key(*key) {
-                err(&mut diags, &first_loc, format!("missing message `{key}`, which the engine needs"));
+                err(&mut self.diags, first_loc, format!("missing message `{key}`, which the engine needs"));
             }
         }
-        // Flows and targets.
+        messages
+    }
+
+    /// Flows: each defined once, `start` and `menu` among them.
+    fn flows_pass(&mut self, first_loc: &Loc) -> BTreeMap<String, Flow> {
         let mut flows: BTreeMap<String, Flow> = BTreeMap::new();
-        for flow in self.flows {
+        for flow in std::mem::take(&mut self.flows) {
             if let Some(old) = flows.get(&flow.id) {
-                err(&mut diags, &flow.loc, format!("duplicate flow `{}` (first defined at {})", flow.id, old.loc));
+                err(&mut self.diags, &flow.loc, format!("duplicate flow `{}` (first defined at {})", flow.id, old.loc));
             } else {
                 flows.insert(flow.id.clone(), flow);
             }
         }
         for required in ["start", "menu"] {
             if !flows.contains_key(required) {
-                err(&mut diags, &first_loc, format!("missing flow `{required}`, which the engine needs"));
+                err(&mut self.diags, first_loc, format!("missing flow `{required}`, which the engine needs"));
             }
         }
-        let mut commands: Vec<(CommandDef, Loc)> = self.commands;
-        for p in self.pending_targets {
-            let Some(target) = resolve(&flows, &p.flow, &p.raw) else {
+        flows
+    }
+
+    /// Targets as written (`next`, buttons, branches, commands, intents) resolved to a step of a
+    /// flow; returns the commands with their targets.
+    fn targets_pass(&mut self, flows: &mut BTreeMap<String, Flow>) -> Vec<(CommandDef, Loc)> {
+        let mut commands = std::mem::take(&mut self.commands);
+        for p in std::mem::take(&mut self.pending_targets) {
+            let Some(target) = resolve(flows, &p.flow, &p.raw) else {
                 let current = p.flow.as_str();
                 let candidates: Vec<String> = flows
                     .values()
@@ -1209,7 +1355,7 @@ impl Builder {
                     })
                     .collect();
                 let hint = did_you_mean(&p.raw, candidates.iter().map(String::as_str));
-                err(&mut diags, &p.loc, format!("`{}` names no step or flow{hint}", p.raw));
+                err(&mut self.diags, &p.loc, format!("`{}` names no step or flow{hint}", p.raw));
                 continue;
             };
             match p.slot {
@@ -1220,31 +1366,31 @@ impl Builder {
                 TargetSlot::Branch(b) => flows.get_mut(&p.flow).expect("flow exists").steps[p.step].branch[b].goto = target,
             }
         }
-        // Without `next`, a step leads to the one written after it; the last step ends the flow.
-        for flow in flows.values_mut() {
-            let ids: Vec<String> = flow.steps.iter().map(|s| s.id.clone()).collect();
-            for (i, step) in flow.steps.iter_mut().enumerate() {
-                if step.next.is_none() && step.action.is_none() && i + 1 < ids.len() {
-                    step.next = Some(Target { flow: flow.id.clone(), step: ids[i + 1].clone() });
-                }
-            }
-        }
+        commands
+    }
+
+    /// Commands: each defined once.
+    fn commands_pass(&mut self, commands: Vec<(CommandDef, Loc)>) -> BTreeMap<String, CommandDef> {
         let mut command_map = BTreeMap::new();
         for (command, loc) in commands {
             if command_map.contains_key(&command.name) {
-                err(&mut diags, &loc, format!("duplicate command `{}`", command.name));
+                err(&mut self.diags, &loc, format!("duplicate command `{}`", command.name));
             }
             command_map.insert(command.name.clone(), command);
         }
-        // A flow behind a role is entered only through its command: nothing else may lead into it.
+        command_map
+    }
+
+    /// A flow behind a role is entered only through its command: nothing else may lead into it.
+    fn restricted_flows_pass(&mut self, flows: &BTreeMap<String, Flow>, commands: &BTreeMap<String, CommandDef>) {
         let restricted: BTreeSet<String> =
-            command_map.values().filter(|c| c.role.is_some() && c.goto.flow != "menu").map(|c| c.goto.flow.clone()).collect();
+            commands.values().filter(|c| c.role.is_some() && c.goto.flow != "menu").map(|c| c.goto.flow.clone()).collect();
         for intent in &self.intents {
             if let Some(goto) = &intent.goto
                 && restricted.contains(&goto.flow)
             {
                 err(
-                    &mut diags,
+                    &mut self.diags,
                     &intent.loc,
                     format!("intent `{}` leads into flow `{}`, which only its command may open", intent.id, goto.flow),
                 );
@@ -1256,12 +1402,16 @@ impl Builder {
                     step.next.iter().chain(step.buttons.iter().filter_map(|b| b.goto.as_ref())).chain(step.branch.iter().map(|b| &b.goto));
                 for target in targets {
                     if restricted.contains(&target.flow) {
-                        err(&mut diags, &step.loc, format!("step leads into flow `{}`, which only its command may open", target.flow));
+                        err(&mut self.diags, &step.loc, format!("step leads into flow `{}`, which only its command may open", target.flow));
                     }
                 }
             }
         }
-        // Placeholders in step texts name a slot.
+    }
+
+    /// Placeholders in step texts and the slots of actions name a slot of their flow; values set
+    /// on profile slots are remembered as vocabulary references.
+    fn placeholders_pass(&mut self, flows: &BTreeMap<String, Flow>) {
         let profile_slots = ["country", "sector", "size", "stage", "need", "needs"];
         for flow in flows.values() {
             let slots: BTreeSet<&str> = flow
@@ -1281,7 +1431,7 @@ impl Builder {
                         for p in placeholders(value) {
                             if !slots.contains(p) {
                                 let hint = did_you_mean(p, slots.iter().copied());
-                                err(&mut diags, &step.loc, format!("placeholder `{{{p}}}` names no slot of flow `{}`{hint}", flow.id));
+                                err(&mut self.diags, &step.loc, format!("placeholder `{{{p}}}` names no slot of flow `{}`{hint}", flow.id));
                             }
                         }
                     }
@@ -1289,7 +1439,7 @@ impl Builder {
                 if let Some(Action::Search { slot }) | Some(Action::Handoff { slot: Some(slot) }) = &step.action
                     && !slots.contains(slot.as_str())
                 {
-                    err(&mut diags, &step.loc, format!("`slot = \"{slot}\"` names no slot of flow `{}`", flow.id));
+                    err(&mut self.diags, &step.loc, format!("`slot = \"{slot}\"` names no slot of flow `{}`", flow.id));
                 }
                 for (k, v) in step.buttons.iter().flat_map(|b| b.set.iter()).chain(step.set.iter()) {
                     if let Some(kind) = VocabKind::parse(k) {
@@ -1298,11 +1448,14 @@ impl Builder {
                 }
             }
         }
-        // Vocabulary.
+    }
+
+    /// The vocabulary: present, each term once, a word names one term only, and every reference
+    /// to a term (from entries and steps) finds it.
+    fn vocabulary_pass(&mut self) -> Vec<Term> {
         if !self.vocabulary_seen {
-            err(&mut diags, &Loc { path: "knowledge/vocabulary.toml".into(), line: 1, col: 1 }, "the vocabulary file is missing");
+            err(&mut self.diags, &Loc { path: "knowledge/vocabulary.toml".into(), line: 1, col: 1 }, "the vocabulary file is missing");
         }
-        let mut terms: Vec<Term> = Vec::new();
         // A word a user types must name one term: a synonym shared with another term (or equal to
         // another term's name) would pick one of them silently.
         let mut words: HashMap<String, String> = HashMap::new();
@@ -1317,7 +1470,7 @@ impl Builder {
                 let key = crate::matching::normalize(word);
                 match words.get(&key) {
                     Some(other) if *other != me => err(
-                        &mut diags,
+                        &mut self.diags,
                         loc,
                         format!("synonym \"{word}\" of `{me}` already names `{other}`; a word may belong to one term only"),
                     ),
@@ -1328,9 +1481,10 @@ impl Builder {
                 }
             }
         }
-        for (term, loc) in self.terms {
+        let mut terms: Vec<Term> = Vec::new();
+        for (term, loc) in std::mem::take(&mut self.terms) {
             if terms.iter().any(|t| t.kind == term.kind && t.id == term.id) {
-                err(&mut diags, &loc, format!("duplicate {} `{}`", term.kind.name(), term.id));
+                err(&mut self.diags, &loc, format!("duplicate {} `{}`", term.kind.name(), term.id));
             } else {
                 terms.push(term);
             }
@@ -1340,14 +1494,19 @@ impl Builder {
                 let candidates = terms.iter().filter(|t| kinds.contains(&t.kind)).map(|t| t.id.as_str());
                 let hint = did_you_mean(id, candidates);
                 let what = kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ");
-                err(&mut diags, loc, format!("`{id}` is not a {what} of the vocabulary{hint}"));
+                err(&mut self.diags, loc, format!("`{id}` is not a {what} of the vocabulary{hint}"));
             }
         }
-        // Entries.
+        terms
+    }
+
+    /// Entries: each id once, the examples staff attached added to theirs, and every reference to
+    /// an entry finds it.
+    fn entries_pass(&mut self) -> Vec<Entry> {
         let mut entries: Vec<Entry> = Vec::new();
-        for entry in self.entries {
+        for entry in std::mem::take(&mut self.entries) {
             if let Some(old) = entries.iter().find(|e| e.id == entry.id) {
-                err(&mut diags, &entry.loc, format!("duplicate entry `{}` (first defined at {})", entry.id, old.loc));
+                err(&mut self.diags, &entry.loc, format!("duplicate entry `{}` (first defined at {})", entry.id, old.loc));
             } else {
                 entries.push(entry);
             }
@@ -1355,23 +1514,28 @@ impl Builder {
         for extra in &self.extras {
             let loc = Loc { path: format!("database:learned_examples:{}", extra.id), line: 1, col: 1 };
             match entries.iter_mut().find(|e| e.id == extra.entry_id) {
-                None => err(&mut diags, &loc, format!("`{}` names no knowledge entry", extra.entry_id)),
+                None => err(&mut self.diags, &loc, format!("`{}` names no knowledge entry", extra.entry_id)),
                 Some(entry) => match entry.texts.get_mut(&extra.lang) {
                     Some(text) => text.examples.push((loc, extra.text.clone())),
-                    None => err(&mut diags, &loc, format!("entry `{}` has no `[{}]` texts for this example", entry.id, extra.lang)),
+                    None => err(&mut self.diags, &loc, format!("entry `{}` has no `[{}]` texts for this example", entry.id, extra.lang)),
                 },
             }
         }
         for (id, loc) in &self.entry_refs {
             if !entries.iter().any(|e| &e.id == id) {
                 let hint = did_you_mean(id, entries.iter().map(|e| e.id.as_str()));
-                err(&mut diags, loc, format!("`{id}` names no knowledge entry{hint}"));
+                err(&mut self.diags, loc, format!("`{id}` names no knowledge entry{hint}"));
             }
         }
+        entries
+    }
+
+    /// Every link of an entry is on a domain of the allowlist.
+    fn links_pass(&mut self) {
         for (host, loc) in &self.link_refs {
             if !self.links.iter().any(|l| l.covers(host)) {
                 err(
-                    &mut diags,
+                    &mut self.diags,
                     loc,
                     format!(
                         "the domain `{host}` is not in knowledge/links.toml; add it there (with the date it was checked) or drop the link"
@@ -1379,35 +1543,31 @@ impl Builder {
                 );
             }
         }
+    }
+
+    /// Intents: each id once.
+    fn intents_pass(&mut self) -> Vec<Intent> {
         let mut intents: Vec<Intent> = Vec::new();
-        for intent in self.intents {
+        for intent in std::mem::take(&mut self.intents) {
             if intents.iter().any(|i| i.id == intent.id) {
-                err(&mut diags, &intent.loc, format!("duplicate intent `{}`", intent.id));
+                err(&mut self.diags, &intent.loc, format!("duplicate intent `{}`", intent.id));
             } else {
                 intents.push(intent);
             }
         }
-        if !diags.is_empty() {
-            diags.sort();
-            diags.dedup();
-            return Err(diags);
+        intents
+    }
+}
+
+/// Without `next`, a step leads to the one written after it; the last step ends the flow.
+fn follow_on_steps(flows: &mut BTreeMap<String, Flow>) {
+    for flow in flows.values_mut() {
+        let ids: Vec<String> = flow.steps.iter().map(|s| s.id.clone()).collect();
+        for (i, step) in flow.steps.iter_mut().enumerate() {
+            if step.next.is_none() && step.action.is_none() && i + 1 < ids.len() {
+                step.next = Some(Target { flow: flow.id.clone(), step: ids[i + 1].clone() });
+            }
         }
-        let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords };
-        let index = super::build_index(&languages, &vocab, &entries, &intents);
-        let content = Content {
-            languages,
-            messages,
-            commands: command_map,
-            flows,
-            intents,
-            vocab,
-            entries,
-            links: self.links,
-            glossary: self.glossary,
-            index,
-        };
-        let diags = if self.skip_self_test { Vec::new() } else { self_test(&content) };
-        if diags.is_empty() { Ok(content) } else { Err(diags) }
     }
 }
 
@@ -1526,7 +1686,8 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
     }
     for file in files {
         let name = Path::new(&file.path).file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name == "glossary.toml" || name == "links.toml" {
+        // Cue phrases are words users type, like synonyms.
+        if name == "glossary.toml" || name == "links.toml" || name == "cues.toml" {
             continue;
         }
         let mut current: Option<String> = None;

@@ -401,6 +401,8 @@ pub struct Vocabulary {
     /// Groups of interchangeable words, per language.
     pub synonyms: BTreeMap<String, Vec<Vec<String>>>,
     pub stopwords: BTreeMap<String, Vec<String>>,
+    /// Cue phrases of the question types (`knowledge/cues.toml`): (language, kind, phrase).
+    pub cues: Vec<(String, matching::Cue, String)>,
 }
 
 impl Vocabulary {
@@ -736,7 +738,11 @@ pub const SOURCE_ENTRY: &str = "about-the-report";
 /// concepts, and one document per entry and intent with its fields.
 pub fn build_index(languages: &[Language], vocab: &Vocabulary, entries: &[Entry], intents: &[Intent]) -> Index {
     let stop = |code: &str| vocab.stopwords.get(code).cloned().unwrap_or_default();
-    let mut lexicon = Lexicon { languages: languages.iter().map(|l| (l.code.clone(), stop(&l.code))).collect(), concepts: Vec::new() };
+    let mut lexicon = Lexicon {
+        languages: languages.iter().map(|l| (l.code.clone(), stop(&l.code))).collect(),
+        concepts: Vec::new(),
+        cues: vocab.cues.clone(),
+    };
     for term in &vocab.terms {
         let context = !matches!(term.kind, VocabKind::Need);
         let place = matches!(term.kind, VocabKind::Country | VocabKind::Region);

@@ -13,8 +13,8 @@ pub use crate::dates::{Period, format_time};
 pub use report::{Stats, to_csv, to_json};
 
 use crate::content::Content;
-use crate::engine::UserId;
 use crate::engine::{Button, Reply, Timestamp};
+use crate::engine::{InquiryKind, UserId};
 
 /// A logged inquiry as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,12 +23,12 @@ pub struct InquiryRow {
     pub user: Option<UserId>,
     pub at: Timestamp,
     pub lang: String,
-    pub kind: String,
+    pub kind: InquiryKind,
     pub text: String,
     pub matched: String,
     pub confidence: f64,
     pub answered: bool,
-    pub status: String,
+    pub status: Status,
     pub topic: Option<String>,
     pub country: Option<String>,
     pub sector: Option<String>,
@@ -39,7 +39,7 @@ pub struct InquiryRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleGrant {
     pub external_id: String,
-    pub role: String,
+    pub role: Role,
     pub granted_by: String,
     pub granted_at: Timestamp,
 }
@@ -61,6 +61,57 @@ pub enum Role {
     Staff,
     Agency,
     Admin,
+}
+
+/// Where an inquiry stands. Stored by name; the database refuses any other value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// A question the advisor could not answer well, waiting for staff to look.
+    New,
+    /// A handoff: the user asked for a person.
+    NeedsHuman,
+    /// Answered by the advisor.
+    Answered,
+    AnsweredByStaff,
+    Resolved,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Status::New, Status::NeedsHuman, Status::Answered, Status::AnsweredByStaff, Status::Resolved];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::NeedsHuman => "needs_human",
+            Status::Answered => "answered",
+            Status::AnsweredByStaff => "answered_by_staff",
+            Status::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Still waiting for staff: the inbox shows these.
+    pub fn is_open(self) -> bool {
+        match self {
+            Status::New | Status::NeedsHuman => true,
+            Status::Answered | Status::AnsweredByStaff | Status::Resolved => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Role {
@@ -280,7 +331,13 @@ pub fn inbox(content: &Content, lang: &str, rows: &[InquiryRow], page: usize) ->
         lines.push(content.message(
             "desk_inbox_line",
             lang,
-            &[("id", &id), ("when", &format_time(row.at)), ("kind", &row.kind), ("status", &row.status), ("text", &shorten(&row.text, 80))],
+            &[
+                ("id", &id),
+                ("when", &format_time(row.at)),
+                ("kind", row.kind.name()),
+                ("status", row.status.name()),
+                ("text", &shorten(&row.text, 80)),
+            ],
         ));
         buttons.push(Button { label: format!("#{id}"), data: format!("k:show:{id}") });
     }
@@ -307,8 +364,8 @@ pub fn inquiry(content: &Content, lang: &str, row: &InquiryRow, events: &[Event]
             ("when", &format_time(row.at)),
             ("user", &user),
             ("lang", &row.lang),
-            ("kind", &row.kind),
-            ("status", &row.status),
+            ("kind", row.kind.name()),
+            ("status", row.status.name()),
             ("matched", if row.matched.is_empty() { "-" } else { &row.matched }),
             ("confidence", &confidence),
             ("country", &dash(&row.country)),
@@ -326,17 +383,17 @@ pub fn inquiry(content: &Content, lang: &str, row: &InquiryRow, events: &[Event]
         ));
     }
     // How the matcher reads the question today, as `sme-advisor explain` prints it.
-    if row.kind == "question" {
+    if row.kind == InquiryKind::Question {
         let explanation = content.index.explain(&row.text, &crate::matching::Asker::lang(&row.lang));
         text.push_str("\n\n");
         text.push_str(&content.message("desk_explain", lang, &[("explanation", explanation.trim_end())]));
     }
     let mut buttons = Vec::new();
-    if row.status != "resolved" {
+    if row.status != Status::Resolved {
         buttons.push(Button { label: content.message("desk_button_resolve", lang, &[]), data: format!("k:res:{id}") });
     }
     // A question the bot could not answer well can become an example of an entry it suggested.
-    if row.kind == "question" && !row.answered {
+    if row.kind == InquiryKind::Question && !row.answered {
         for entry_id in row.matched.split(',').filter_map(|m| m.strip_prefix("entry:")) {
             if let Some(entry) = content.entry(entry_id) {
                 let short = &content.entry_text(entry, lang).short;
@@ -380,7 +437,7 @@ pub fn roles(content: &Content, lang: &str, admins: &[i64], grants: &[RoleGrant]
         lines.push(content.message("desk_role_line", lang, &[("user", &admin.to_string()), ("role", "admin"), ("by", "ADMIN_IDS")]));
     }
     for g in grants {
-        lines.push(content.message("desk_role_line", lang, &[("user", &g.external_id), ("role", &g.role), ("by", &g.granted_by)]));
+        lines.push(content.message("desk_role_line", lang, &[("user", &g.external_id), ("role", g.role.name()), ("by", &g.granted_by)]));
     }
     Reply { title: None, text: lines.join("\n"), buttons: Vec::new() }
 }

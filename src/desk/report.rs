@@ -32,7 +32,7 @@ impl Stats {
         let mut s = Stats { total: rows.len(), ..Stats::default() };
         let (mut topics, mut unanswered, mut countries, mut languages) = (HashMap::new(), HashMap::new(), HashMap::new(), HashMap::new());
         for row in rows {
-            match row.kind.as_str() {
+            match row.kind.name() {
                 "question" => {
                     s.questions += 1;
                     if row.answered {
@@ -84,8 +84,8 @@ fn fields(row: &InquiryRow) -> [String; 14] {
         super::format_time(row.at),
         row.user.map_or(String::new(), |u| u.0.to_string()),
         row.lang.clone(),
-        row.kind.clone(),
-        row.status.clone(),
+        row.kind.name().to_string(),
+        row.status.name().to_string(),
         if row.answered { "yes" } else { "no" }.to_string(),
         format!("{:.2}", row.confidence),
         row.matched.clone(),

@@ -141,7 +141,20 @@ pub enum InquiryKind {
     Handoff,
 }
 
+impl std::fmt::Display for InquiryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl InquiryKind {
+    pub const ALL: [InquiryKind; 3] = [InquiryKind::Question, InquiryKind::Recommendation, InquiryKind::Handoff];
+
+    /// The kind by its stored name.
+    pub fn parse(name: &str) -> Option<InquiryKind> {
+        InquiryKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             InquiryKind::Question => "question",

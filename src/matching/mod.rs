@@ -31,11 +31,12 @@ mod lang;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-pub use lang::{Ask, Lang};
+pub use lang::{Ask, Cue, Lang};
 
 /// Text beyond this many characters is not read for matching.
 pub const MAX_QUERY_CHARS: usize = 1000;
@@ -227,6 +228,8 @@ pub struct Lexicon {
     /// Content languages with their stopwords.
     pub languages: Vec<(String, Vec<String>)>,
     pub concepts: Vec<Concept>,
+    /// Cue phrases of the question types: (language, kind, phrase).
+    pub cues: Vec<(String, Cue, String)>,
 }
 
 /// Who asks: the language they chose and their stored profile (concept terms).
@@ -396,7 +399,7 @@ struct WordInfo {
 pub struct Index {
     langs: Vec<Lang>,
     docs: Vec<Document>,
-    terms: HashMap<String, u32>,
+    terms: FastMap<String, u32>,
     term_names: Vec<String>,
     /// Whether a term is a context concept (country, region, sector, size, stage).
     context: Vec<bool>,
@@ -408,13 +411,14 @@ pub struct Index {
     /// A country term's region term.
     parent: HashMap<u32, u32>,
     /// Normalised phrase to its concept term, with the languages it belongs to (bit mask).
-    phrases: HashMap<String, (u32, u32)>,
+    phrases: FastMap<String, (u32, u32)>,
     /// Per language: the stem of a one-word phrase of that language to its concept.
-    stem_phrases: Vec<HashMap<String, u32>>,
+    stem_phrases: Vec<FastMap<String, u32>>,
     /// Surface words of the content, for typo correction and language evidence.
-    words: HashMap<String, WordInfo>,
+    words: FastMap<String, WordInfo>,
     word_list: Vec<String>,
-    deletes: HashMap<String, Vec<u32>>,
+    /// Hashes of the words' deletions (see [`delete_keys`]) to the words.
+    deletes: FastMap<u64, Vec<u32>>,
     /// Per language view, per term: (document, BM25F weight with idf).
     postings: Vec<Vec<Vec<(u32, f32)>>>,
     /// Per language view, per field: average length.
@@ -445,17 +449,63 @@ fn query_edits(word: &str) -> usize {
     }
 }
 
-fn deletes(word: &str, edits: usize, out: &mut HashSet<String>) {
-    if edits == 0 {
-        return;
+/// FNV-1a: a fast hash for the index's own keys (content words and their deletions), which users
+/// never insert.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
     }
-    let chars: Vec<char> = word.chars().collect();
-    for i in 0..chars.len() {
-        let shorter: String = chars[..i].iter().chain(&chars[i + 1..]).collect();
-        if out.insert(shorter.clone()) {
-            deletes(&shorter, edits - 1, out);
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
     }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+/// The hash of a word with the letters at `skip` left out.
+fn hash_without(chars: &[char], skip: [usize; 2]) -> u64 {
+    let mut h = Fnv::default();
+    for (i, c) in chars.iter().enumerate() {
+        if i != skip[0] && i != skip[1] {
+            h.write_u32(*c as u32);
+        }
+    }
+    h.finish()
+}
+
+/// Hashes of the word and of every form of it with up to `edits` letters deleted (at most two),
+/// sorted and without repeats. Two words within `edits` deletions each share a hash; a collision
+/// only adds a candidate, which the edit distance then rules out.
+fn delete_keys(word: &str, edits: usize) -> Vec<u64> {
+    let chars: Vec<char> = word.chars().collect();
+    let n = chars.len();
+    let none = usize::MAX;
+    let mut out = vec![hash_without(&chars, [none, none])];
+    if edits >= 1 {
+        for i in 0..n {
+            out.push(hash_without(&chars, [i, none]));
+            if edits >= 2 {
+                for j in i + 1..n {
+                    out.push(hash_without(&chars, [i, j]));
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// One item of a text after the phrase pass: a concept, or a word left to stem.
@@ -468,9 +518,11 @@ impl Index {
     pub fn build(lexicon: &Lexicon, documents: Vec<Document>) -> Index {
         let mut index = Index { all_langs: (1u32 << lexicon.languages.len()) - 1, ..Index::default() };
         for (code, stop) in &lexicon.languages {
-            index.langs.push(Lang::new(code, stop.iter().map(|w| normalize(w))));
+            let cues: Vec<(Cue, String)> =
+                lexicon.cues.iter().filter(|(l, _, _)| l == code).map(|(_, kind, phrase)| (*kind, normalize(phrase))).collect();
+            index.langs.push(Lang::new(code, stop.iter().map(|w| normalize(w)), cues.iter().map(|(k, p)| (*k, p.as_str()))));
         }
-        index.stem_phrases = vec![HashMap::new(); index.langs.len()];
+        index.stem_phrases = vec![FastMap::default(); index.langs.len()];
         for concept in &lexicon.concepts {
             let t = index.term(&concept.term);
             for (lang, phrase) in &concept.phrases {
@@ -598,10 +650,7 @@ impl Index {
         let mut word_list: Vec<String> = index.words.keys().filter(|w| w.chars().count() <= MAX_TYPO_CHARS).cloned().collect();
         word_list.sort();
         for (i, word) in word_list.iter().enumerate() {
-            let mut set = HashSet::new();
-            deletes(word, index_edits(word), &mut set);
-            set.insert(word.clone());
-            for d in set {
+            for d in delete_keys(word, index_edits(word)) {
                 index.deletes.entry(d).or_default().push(i as u32);
             }
         }
@@ -776,12 +825,12 @@ impl Index {
             return None;
         }
         let first = word.chars().next();
-        let mut variants = HashSet::new();
-        deletes(word, edits, &mut variants);
-        variants.insert(word.to_string());
+        let mut candidates: Vec<u32> = delete_keys(word, edits).iter().filter_map(|k| self.deletes.get(k)).flatten().copied().collect();
+        candidates.sort_unstable();
+        candidates.dedup();
         let mut best: Option<(usize, bool, &str)> = None;
-        for v in &variants {
-            for &i in self.deletes.get(v.as_str()).into_iter().flatten() {
+        {
+            for i in candidates {
                 let candidate = self.word_list[i as usize].as_str();
                 let Some(info) = self.words.get(candidate).filter(|i| i.target) else { continue };
                 let own = info.langs & (1 << li) != 0;
@@ -1280,9 +1329,13 @@ mod tests {
 
     #[test]
     fn deletions_cover_one_edit() {
-        let mut set = HashSet::new();
-        deletes("loan", 1, &mut set);
-        assert!(set.contains("lan") && set.contains("loa") && set.len() == 4);
+        let keys = delete_keys("loan", 1);
+        assert_eq!(keys.len(), 5, "the word and its four deletions");
+        assert!(delete_keys("lan", 0).iter().all(|k| keys.contains(k)));
+        assert!(!delete_keys("xyz", 0).iter().all(|k| keys.contains(k)));
+        let two = delete_keys("loans", 2);
+        assert!(delete_keys("los", 0).iter().all(|k| two.contains(k)), "two deletions reach \"los\"");
+        assert!(!delete_keys("lo", 0).iter().all(|k| two.contains(k)), "three deletions do not");
     }
 
     fn tiny() -> Index {
@@ -1303,6 +1356,15 @@ mod tests {
                 proper: true,
                 correct_to: true,
             }],
+            cues: [
+                ("en", Cue::Provider, "who runs"),
+                ("fr", Cue::Approach, "comment postuler"),
+                ("en", Cue::Personal, "can you lend"),
+                ("en", Cue::Personal, "you lend me"),
+            ]
+            .into_iter()
+            .map(|(l, k, p)| (l.to_string(), k, p.to_string()))
+            .collect(),
         };
         let doc = |i: usize, name: &str, en: &str, fr: &str| Document {
             doc: Doc::Entry(i),

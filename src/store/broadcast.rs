@@ -2,8 +2,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Cached, Store, StoreError};
-use crate::broadcast::{Counts, Subscriber};
+use super::{Cached, Store, StoreError, named};
+use crate::broadcast::{Counts, Status, Subscriber};
 use crate::engine::Timestamp;
 
 /// A broadcast as stored; `call` is the call as JSON.
@@ -14,7 +14,7 @@ pub struct BroadcastRow {
     pub created_at: Timestamp,
     pub call: String,
     /// draft, scheduled, sending, done or cancelled
-    pub status: String,
+    pub status: Status,
     pub send_at: Option<Timestamp>,
     pub report_chat: Option<i64>,
     pub report_message: Option<i64>,
@@ -56,7 +56,7 @@ fn broadcast_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BroadcastRow> {
         created_by: r.get(1)?,
         created_at: r.get(2)?,
         call: r.get(3)?,
-        status: r.get(4)?,
+        status: named(r, 4, Status::parse)?,
         send_at: r.get(5)?,
         report_chat: r.get(6)?,
         report_message: r.get(7)?,

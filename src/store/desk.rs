@@ -2,8 +2,11 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::named;
 use super::{Cached, Event, InquiryRow, RoleGrant, Store, StoreError, UserId};
 use crate::content::ExtraExample;
+use crate::desk::{Role, Status};
+use crate::engine::InquiryKind;
 use crate::engine::Timestamp;
 
 /// Which inquiries to list or export; empty fields match everything.
@@ -11,10 +14,10 @@ use crate::engine::Timestamp;
 pub struct InquiryFilter {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
-    pub status: Option<String>,
+    pub status: Option<Status>,
     pub lang: Option<String>,
     pub country: Option<String>,
-    pub kind: Option<String>,
+    pub kind: Option<InquiryKind>,
     /// Only inquiries still waiting: unanswered questions and open handoffs.
     pub open: bool,
 }
@@ -27,12 +30,12 @@ fn row(r: &Row<'_>) -> rusqlite::Result<InquiryRow> {
         user: r.get::<_, Option<i64>>(1)?.map(UserId),
         at: r.get(2)?,
         lang: r.get(3)?,
-        kind: r.get(4)?,
+        kind: named(r, 4, InquiryKind::parse)?,
         text: r.get(5)?,
         matched: r.get(6)?,
         confidence: r.get(7)?,
         answered: r.get(8)?,
-        status: r.get(9)?,
+        status: named(r, 9, Status::parse)?,
         topic: r.get(10)?,
         country: r.get(11)?,
         sector: r.get(12)?,
@@ -41,18 +44,18 @@ fn row(r: &Row<'_>) -> rusqlite::Result<InquiryRow> {
 }
 
 impl Store {
-    pub fn grant(&mut self, channel: &str, external_id: &str, role: &str, by: &str, now: Timestamp) -> Result<bool, StoreError> {
+    pub fn grant(&mut self, channel: &str, external_id: &str, role: Role, by: &str, now: Timestamp) -> Result<bool, StoreError> {
         let n = self.conn.exec(
             "INSERT INTO roles (channel, external_id, role, granted_by, granted_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            params![channel, external_id, role, by, now],
+            params![channel, external_id, role.name(), by, now],
         )?;
         Ok(n == 1)
     }
 
-    pub fn revoke(&mut self, channel: &str, external_id: &str, role: &str) -> Result<bool, StoreError> {
+    pub fn revoke(&mut self, channel: &str, external_id: &str, role: Role) -> Result<bool, StoreError> {
         let n = self
             .conn
-            .exec("DELETE FROM roles WHERE channel = ?1 AND external_id = ?2 AND role = ?3", params![channel, external_id, role])?;
+            .exec("DELETE FROM roles WHERE channel = ?1 AND external_id = ?2 AND role = ?3", params![channel, external_id, role.name()])?;
         Ok(n == 1)
     }
 
@@ -67,7 +70,7 @@ impl Store {
             .conn
             .prepare_cached("SELECT external_id, role, granted_by, granted_at FROM roles WHERE channel = ?1 ORDER BY role, external_id")?;
         let rows = stmt.query_map([channel], |r| {
-            Ok(RoleGrant { external_id: r.get(0)?, role: r.get(1)?, granted_by: r.get(2)?, granted_at: r.get(3)? })
+            Ok(RoleGrant { external_id: r.get(0)?, role: named(r, 1, Role::parse)?, granted_by: r.get(2)?, granted_at: r.get(3)? })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -87,7 +90,7 @@ impl Store {
             add(" AND at < ?", v.into());
         }
         if let Some(v) = &filter.status {
-            add(" AND status = ?", v.clone().into());
+            add(" AND status = ?", v.name().to_string().into());
         }
         if let Some(v) = &filter.lang {
             add(" AND lang = ?", v.clone().into());
@@ -96,7 +99,7 @@ impl Store {
             add(" AND country = ?", v.clone().into());
         }
         if let Some(v) = &filter.kind {
-            add(" AND kind = ?", v.clone().into());
+            add(" AND kind = ?", v.name().to_string().into());
         }
         if filter.open {
             sql.push_str(" AND status IN ('new', 'needs_human')");
@@ -125,7 +128,7 @@ impl Store {
         actor: &str,
         kind: &str,
         text: &str,
-        status: Option<&str>,
+        status: Option<Status>,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
@@ -138,7 +141,7 @@ impl Store {
             params![inquiry_id, now, actor, kind, text],
         )?;
         if let Some(status) = status {
-            tx.exec("UPDATE inquiries SET status = ?2 WHERE id = ?1", params![inquiry_id, status])?;
+            tx.exec("UPDATE inquiries SET status = ?2 WHERE id = ?1", params![inquiry_id, status.name()])?;
         }
         if kind == "taken" {
             tx.exec("UPDATE inquiries SET taken_by = ?2 WHERE id = ?1", params![inquiry_id, actor])?;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Params, Row, Transaction, params};
 
+use crate::desk::Status;
 use crate::engine::{Effect, Inquiry, InquiryKind, Profile, SESSION_VERSION, Session, Step, Timestamp};
 
 mod broadcast;
@@ -184,6 +185,77 @@ CREATE TABLE heartbeat (
     at INTEGER NOT NULL
 );
 "#,
+    // Statuses, kinds and roles are stored as text that the database checks: the tables are rebuilt
+    // with CHECK constraints (SQLite cannot add one to a column), keeping every row and index.
+    r#"
+CREATE TABLE inquiries_checked (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    at INTEGER NOT NULL,
+    lang TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('question', 'recommendation', 'handoff')),
+    text TEXT NOT NULL,
+    matched TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    answered INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('new', 'needs_human', 'answered', 'answered_by_staff', 'resolved')),
+    topic TEXT,
+    country TEXT,
+    sector TEXT,
+    taken_by TEXT
+);
+INSERT INTO inquiries_checked SELECT id, user_id, at, lang, kind, text, matched, confidence, answered, status, topic, country, sector, taken_by FROM inquiries;
+DROP TABLE inquiries;
+ALTER TABLE inquiries_checked RENAME TO inquiries;
+CREATE INDEX inquiries_by_time ON inquiries (at);
+CREATE INDEX inquiries_by_status ON inquiries (status, at);
+CREATE INDEX inquiries_by_user ON inquiries (user_id);
+
+CREATE TABLE roles_checked (
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('staff', 'agency')),
+    granted_by TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, external_id, role)
+);
+INSERT INTO roles_checked SELECT channel, external_id, role, granted_by, granted_at FROM roles;
+DROP TABLE roles;
+ALTER TABLE roles_checked RENAME TO roles;
+
+CREATE TABLE broadcasts_checked (
+    id INTEGER PRIMARY KEY,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    call TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('draft', 'scheduled', 'sending', 'done', 'cancelled')),
+    send_at INTEGER,
+    report_chat INTEGER,
+    report_message INTEGER,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+INSERT INTO broadcasts_checked SELECT id, created_by, created_at, call, status, send_at, report_chat, report_message, started_at, finished_at FROM broadcasts;
+DROP TABLE broadcasts;
+ALTER TABLE broadcasts_checked RENAME TO broadcasts;
+
+CREATE TABLE deliveries_checked (
+    broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    chat_id INTEGER NOT NULL,
+    lang TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'blocked', 'cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before_ms INTEGER NOT NULL DEFAULT 0,
+    sent_at INTEGER,
+    PRIMARY KEY (broadcast_id, user_id)
+);
+INSERT INTO deliveries_checked SELECT broadcast_id, user_id, chat_id, lang, status, attempts, not_before_ms, sent_at FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_checked RENAME TO deliveries;
+CREATE INDEX deliveries_pending ON deliveries (broadcast_id, status, not_before_ms);
+CREATE INDEX deliveries_queue ON deliveries (broadcast_id, status, user_id);
+"#,
 ];
 
 /// Whether opening a database may bring an existing one's schema up to date.
@@ -209,6 +281,8 @@ pub enum StoreError {
         "the database has schema version {found} and this program needs {known}: run `sme-advisor migrate` (or start `sme-advisor serve`, which backs it up and migrates)"
     )]
     NeedsMigration { found: i64, known: i64 },
+    #[error("migration failed: {0}")]
+    Migration(String),
     #[error("backup failed: {0}")]
     Backup(String),
 }
@@ -302,12 +376,22 @@ impl Store {
         if version > 0 && version < known && migrate == Migrate::No {
             return Err(StoreError::NeedsMigration { found: version, known });
         }
-        let tx = conn.transaction()?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        if version < known {
+            // A migration may rebuild a table that others reference (SQLite's way to add a CHECK
+            // constraint): foreign keys are off while it runs, and checked before it commits.
+            conn.pragma_update(None, "foreign_keys", "OFF")?;
+            let tx = conn.transaction()?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            }
+            let broken: i64 = tx.row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))?;
+            if broken > 0 {
+                return Err(StoreError::Migration(format!("the migration left {broken} broken references; nothing was changed")));
+            }
+            tx.commit()?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
         }
-        tx.commit()?;
         Ok(Store { conn })
     }
 
@@ -596,6 +680,14 @@ pub struct OutboxHead {
 }
 
 /// Marks an update done, dropping its payload (it may hold message text); false if it already was.
+/// A column stored as one of an enum's names; any other text is an error, not a default.
+pub(crate) fn named<T>(r: &Row<'_>, index: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text: String = r.get(index)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, format!("unknown value `{text}`").into())
+    })
+}
+
 fn claim_update(tx: &Transaction<'_>, update_id: i64, now: Timestamp) -> Result<bool, StoreError> {
     let n = tx.exec("UPDATE updates SET done_at = ?2, payload = '' WHERE update_id = ?1 AND done_at IS NULL", params![update_id, now])?;
     Ok(n == 1)
@@ -697,9 +789,9 @@ fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) ->
 
 fn insert_inquiry(tx: &Transaction<'_>, user: UserId, session: &Session, inquiry: &Inquiry, now: Timestamp) -> Result<i64, StoreError> {
     let status = match (inquiry.kind, inquiry.answered) {
-        (InquiryKind::Handoff, _) => "needs_human",
-        (_, true) => "answered",
-        (_, false) => "new",
+        (InquiryKind::Handoff, _) => Status::NeedsHuman,
+        (_, true) => Status::Answered,
+        (_, false) => Status::New,
     };
     let text: String = inquiry.text.chars().take(MAX_STORED_TEXT).collect();
     tx.exec(
@@ -714,7 +806,7 @@ fn insert_inquiry(tx: &Transaction<'_>, user: UserId, session: &Session, inquiry
             inquiry.matched.join(","),
             f64::from(inquiry.confidence),
             inquiry.answered,
-            status,
+            status.name(),
             inquiry.topic,
             session.profile.country,
             session.profile.sector,

@@ -23,7 +23,8 @@ use crate::engine::{Reply, Timestamp};
 use crate::store::{Delivered, Outgoing};
 
 use super::inbound::Turn;
-use super::{CHANNEL, Failure, Out, Shared, classify, execute, now, now_ms};
+use super::sender::{Failure, classify, execute, pause_sending, send_backoff};
+use super::{CHANNEL, Out, Shared, now, now_ms};
 use super::{limits, notify, render};
 
 /// Broadcast messages in flight at once; also the most that a crash can send twice.
@@ -135,7 +136,7 @@ fn report(shared: &Shared, content: &Content, id: i64) -> anyhow::Result<()> {
     let (Some(chat), Some(message_id)) = (row.report_chat, row.report_message) else { return Ok(()) };
     let counts = shared.store().broadcast_counts(id)?;
     let reply =
-        broadcast::progress(content, crate::content::DEFAULT_LANG, id, &row.status, &counts, shared.config.app.broadcast_rate, now());
+        broadcast::progress(content, crate::content::DEFAULT_LANG, id, row.status.name(), &counts, shared.config.app.broadcast_rate, now());
     if let Some(message) = render::render(&reply).into_iter().next() {
         let edit = Out::Edit { chat_id: chat, message_id: message_id as i32, message };
         shared.store().queue(&[edit.queue(chat)], now())?;
@@ -163,9 +164,9 @@ async fn deliver(shared: &Shared, content: &Content, call: &Call, id: i64, chat:
         Err(e) => match classify(&e) {
             Failure::Done => Delivered::Sent,
             Failure::Blocked => Delivered::Blocked,
-            Failure::RetryAfter(seconds) => Delivered::Retry { not_before_ms: super::pause_sending(shared, chat, seconds) },
+            Failure::RetryAfter(seconds) => Delivered::Retry { not_before_ms: pause_sending(shared, chat, seconds) },
             Failure::Retry if attempts + 1 < MAX_ATTEMPTS => {
-                Delivered::Retry { not_before_ms: now_ms() + super::send_backoff(attempts + 1, chat).as_millis() as i64 }
+                Delivered::Retry { not_before_ms: now_ms() + send_backoff(attempts + 1, chat).as_millis() as i64 }
             }
             Failure::Retry | Failure::Permanent | Failure::EditToSend => {
                 tracing::warn!(broadcast = id, chat, error = %shared.redactor.clean(&e.to_string()), "a broadcast message failed");
@@ -177,7 +178,7 @@ async fn deliver(shared: &Shared, content: &Content, call: &Call, id: i64, chat:
 
 /// Drains sending broadcasts within Telegram's limits until `stop`.
 pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut pacer = Pacer::new(shared.config.app.broadcast_rate, Instant::now());
+    let mut pacer = Pacer::new(shared.config.app.broadcast_rate, crate::clock::instant());
     let mut last_to_chat: HashMap<i64, Instant> = HashMap::new();
     let mut in_flight: HashSet<(i64, i64)> = HashSet::new();
     let mut tasks: JoinSet<(i64, i64, Delivered)> = JoinSet::new();
@@ -219,7 +220,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         for row in sending.iter() {
             let due_progress = last_progress.get(&row.id).is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
             if due_progress {
-                last_progress.insert(row.id, Instant::now());
+                last_progress.insert(row.id, crate::clock::instant());
                 let _ = report(&shared, &content, row.id);
             }
             if !in_flight.iter().any(|(b, _)| *b == row.id) && shared.store().finish_broadcast(row.id, now()).unwrap_or(false) {
@@ -255,12 +256,12 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                     queue.pop_front();
                     continue;
                 }
-                if let Err(w) = pacer.take(Instant::now()) {
+                if let Err(w) = pacer.take(crate::clock::instant()) {
                     wait = wait.min(w);
                     break;
                 }
                 let d = queue.pop_front().expect("front exists");
-                last_to_chat.insert(d.chat_id, Instant::now());
+                last_to_chat.insert(d.chat_id, crate::clock::instant());
                 in_flight.insert((row.id, d.user_id));
                 let (shared, content, call, id) = (shared.clone(), content.clone(), call.clone(), row.id);
                 tasks.spawn(async move {

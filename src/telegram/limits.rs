@@ -280,10 +280,10 @@ impl Gate {
 
     /// Returns when one message to `chat` may be sent now, with how long it waited.
     pub async fn acquire(&self, chat: i64, class: Class) -> Duration {
-        let started = Instant::now();
+        let started = crate::clock::instant();
         let mut waiting: Option<Waiting<'_>> = None;
         loop {
-            let result = self.lock().try_take(chat, class, Instant::now());
+            let result = self.lock().try_take(chat, class, crate::clock::instant());
             match result {
                 Ok(()) => return started.elapsed(),
                 Err(wait) => {
@@ -301,7 +301,7 @@ impl Gate {
     /// callback answers).
     pub async fn unpaused(&self) {
         loop {
-            let until = self.lock().paused_until(Instant::now());
+            let until = self.lock().paused_until(crate::clock::instant());
             match until {
                 None => return,
                 Some(until) => tokio::time::sleep_until(until.into()).await,
@@ -314,11 +314,11 @@ impl Gate {
     }
 
     pub fn refused(&self, chat: i64, retry_after: Duration) -> Scope {
-        self.lock().refused(chat, retry_after, Instant::now())
+        self.lock().refused(chat, retry_after, crate::clock::instant())
     }
 
     pub fn paused_until(&self) -> Option<Instant> {
-        self.lock().paused_until(Instant::now())
+        self.lock().paused_until(crate::clock::instant())
     }
 }
 

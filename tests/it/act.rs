@@ -4,8 +4,8 @@
 use std::sync::Mutex;
 
 use sme_advisor::act::{self, Actor, Ctx, Notice, Outcome, To};
-use sme_advisor::broadcast::Call;
-use sme_advisor::desk::{self, Period, Request, Role, Roles};
+use sme_advisor::broadcast::{Call, Status as CallStatus};
+use sme_advisor::desk::{self, Period, Request, Role, Roles, Status};
 use sme_advisor::engine::{self, Input};
 use sme_advisor::store::Store;
 
@@ -39,7 +39,7 @@ fn seeded() -> (Mutex<Store>, i64, i64) {
     let question = Input::Text("how can a small bakery get a bank loan for an oven".into());
     store.turn(act::CHANNEL, USER, "en", NOW, |session| engine::step(content, session, &question, NOW)).unwrap();
     let inquiry = store.inquiries(10).unwrap().first().expect("the question was logged").id;
-    store.grant(act::CHANNEL, "555", "staff", "test", NOW).unwrap();
+    store.grant(act::CHANNEL, "555", Role::Staff, "test", NOW).unwrap();
     let call = Call {
         provider: "A fund".into(),
         countries: vec!["uganda".into()],
@@ -153,25 +153,25 @@ fn allowed_requests_change_what_they_say() {
         "the reply goes to the user: {outcome:?}"
     );
     let row = store.lock().unwrap().inquiry(inquiry).unwrap().unwrap();
-    assert_eq!(row.status, "answered_by_staff");
+    assert_eq!(row.status, Status::AnsweredByStaff);
 
     let outcome = run(&store, staff, Request::Resolve { id: inquiry });
     assert!(!outcome.refused);
-    assert_eq!(store.lock().unwrap().inquiry(inquiry).unwrap().unwrap().status, "resolved");
+    assert_eq!(store.lock().unwrap().inquiry(inquiry).unwrap().unwrap().status, Status::Resolved);
 
     let outcome = run(&store, staff, Request::Show { id: 999_999 });
     assert!(outcome.refused, "an unknown inquiry is refused, not invented");
 
     run(&store, admin, Request::Grant { user: "777".into(), role: Role::Agency });
     let grants = store.lock().unwrap().role_grants(act::CHANNEL).unwrap();
-    assert!(grants.iter().any(|g| g.external_id == "777" && g.role == "agency" && g.granted_by == "31337"), "{grants:?}");
+    assert!(grants.iter().any(|g| g.external_id == "777" && g.role == Role::Agency && g.granted_by == "31337"), "{grants:?}");
     let again = run(&store, admin, Request::Grant { user: "777".into(), role: Role::Agency });
     assert!(again.refused, "granting a role twice changes nothing");
 
     let outcome = run(&store, agency, Request::BroadcastSend { id: draft, delay_hours: 2 });
     assert!(!outcome.refused);
     let row = store.lock().unwrap().broadcast(draft).unwrap().unwrap();
-    assert_eq!((row.status.as_str(), row.send_at), ("scheduled", Some(NOW + 7200)));
+    assert_eq!((row.status, row.send_at), (CallStatus::Scheduled, Some(NOW + 7200)));
     let outcome = run(&store, agency, Request::BroadcastCancel { id: draft });
     assert!(!outcome.refused);
     assert!(run(&store, agency, Request::BroadcastCancel { id: draft }).refused, "a cancelled call cannot be cancelled again");

@@ -29,7 +29,9 @@ fn forget_leaves_no_row_that_names_the_user() {
     assert_eq!(store.subscription(user).unwrap(), Some((true, "financing,services,linkages,training".to_string())));
     // The unanswered question gets a staff history line and a staff-group post.
     let question = store.inquiries(10).unwrap().into_iter().find(|r| r.text == "how do I bake bread").unwrap().id;
-    store.inquiry_event(question, "staff 1", "staff_reply", "Try a microfinance bank", Some("answered_by_staff"), 10).unwrap();
+    store
+        .inquiry_event(question, "staff 1", "staff_reply", "Try a microfinance bank", Some(sme_advisor::desk::Status::AnsweredByStaff), 10)
+        .unwrap();
     store.record_handoff_post(-100, 5, question).unwrap();
     // user, profile, session, subscription, three inquiries (the intent, the recommendation, the
     // unanswered question), the history line and the post
@@ -162,4 +164,49 @@ fn outbox_rows_done_together_leave_the_others_in_order() {
     assert_eq!(store.outbox_payload(next.id, 0).unwrap().as_deref(), Some("m1"));
     assert!(store.outbox_head_of(8, 0).unwrap().is_none());
     assert!(store.outbox_contains(heads[2].id).unwrap(), "chat 9's message is still there");
+}
+
+#[test]
+fn migration_8_rebuilds_tables_with_checks_and_keeps_every_row_and_reference() {
+    use sme_advisor::broadcast::Status as CallStatus;
+    use sme_advisor::desk::{Role, Status};
+    let dir = std::env::temp_dir().join(format!("sme-advisor-mig8-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("db.sqlite3");
+    let question;
+    {
+        let mut store = Store::open(&db).unwrap();
+        say(&mut store, "u1", text("who can lend to a small bakery"), 10);
+        question = store.inquiries(10).unwrap()[0].id;
+        store.inquiry_event(question, "staff 1", "taken", "", Some(Status::AnsweredByStaff), 11).unwrap();
+        store.grant("telegram", "77", Role::Agency, "test", 12).unwrap();
+        let call = store.create_broadcast("{}", "test", 13).unwrap();
+        store.schedule_broadcast(call, 14, None).unwrap();
+    }
+    // Run migration 8 again over the data, as on a database that version 7 left.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", 7).unwrap();
+    drop(conn);
+    let store = Store::open_with(&db, sme_advisor::store::Migrate::Yes).unwrap();
+    let row = store.inquiry(question).unwrap().expect("the inquiry survives");
+    assert_eq!(row.status, Status::AnsweredByStaff);
+    assert_eq!(store.events(question).unwrap().len(), 1, "its history still points at it");
+    assert_eq!(store.role_grants("telegram").unwrap()[0].role, Role::Agency);
+    assert_eq!(store.broadcasts().unwrap()[0].status, CallStatus::Scheduled);
+    drop(store);
+    // The database itself refuses a value no enum has, and references still cascade.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    for sql in [
+        "UPDATE inquiries SET status = 'maybe'",
+        "UPDATE inquiries SET kind = 'gossip'",
+        "INSERT INTO roles VALUES ('telegram', '1', 'owner', 'x', 0)",
+        "UPDATE broadcasts SET status = 'paused'",
+    ] {
+        assert!(conn.execute(sql, []).is_err(), "the database accepted: {sql}");
+    }
+    conn.execute("DELETE FROM inquiries", []).unwrap();
+    let events: i64 = conn.query_row("SELECT count(*) FROM inquiry_events", [], |r| r.get(0)).unwrap();
+    assert_eq!(events, 0, "deleting an inquiry still deletes its history");
 }
