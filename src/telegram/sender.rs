@@ -116,7 +116,7 @@ pub(super) async fn execute(shared: &Shared, op: &Out, class: Class) -> Result<O
             if class == Class::Broadcast && shared.config.budget.paid_broadcast {
                 payload.allow_paid_broadcast = Some(true);
             }
-            shared.client.call::<_, teloxide::types::Message>("sendMessage", &payload).await.map(|m| Some(m.id.0))
+            shared.client.call::<_, super::client::Sent>("sendMessage", &payload).await.map(|m| Some(m.message_id))
         }
         Out::Document { chat_id, file_name, caption, content } => {
             shared.health.gate_waited(class, shared.gate.acquire(*chat_id, class).await);
@@ -135,7 +135,7 @@ pub(super) async fn execute(shared: &Shared, op: &Out, class: Class) -> Result<O
             if !message.keyboard.is_empty() {
                 payload.reply_markup = Some(keyboard(message));
             }
-            shared.client.call::<_, serde_json::Value>("editMessageText", &payload).await.map(|_| None)
+            shared.client.call::<_, serde::de::IgnoredAny>("editMessageText", &payload).await.map(|_| None)
         }
         Out::AnswerCallback { id } => {
             // Not a message: outside the budgets, but it waits out a global pause.
