@@ -311,6 +311,9 @@ pub enum Migrate {
     No,
 }
 
+/// Pages of write-ahead log (4 KiB each, so about 16 MiB) before SQLite copies it into the database.
+pub const WAL_CHECKPOINT_PAGES: i64 = 4000;
+
 /// Inquiry texts are kept up to this many characters.
 pub const MAX_STORED_TEXT: usize = 2000;
 
@@ -382,6 +385,10 @@ impl Store {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The log is copied into the database (and both synced) every WAL_CHECKPOINT_PAGES pages
+        // rather than SQLite's 1000: the same few pages (the update log, the outbox, sessions)
+        // change on every turn, so a longer log is copied less often for the same data.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         Store::setup(conn, migrate)
     }
 
@@ -614,6 +621,20 @@ impl Store {
     /// A message was delivered (or given up on): remove it.
     pub fn outbox_done(&mut self, id: i64) -> Result<(), StoreError> {
         self.conn.exec("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Several messages were delivered (or given up on): remove them in one transaction, one
+    /// write to the log instead of one per message.
+    pub fn outbox_done_many(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        if let [id] = ids {
+            return self.outbox_done(*id);
+        }
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.exec("DELETE FROM outbox WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -32,6 +32,19 @@ impl Store {
             .optional()?)
     }
 
+    /// [`Store::begin_attempt`] that also returns the update, in the same statement: the worker
+    /// needs no second read of the row it has just counted. `None` when it is no longer pending.
+    pub fn begin_update(&mut self, update_id: i64) -> Result<Option<(i64, IncomingUpdate)>, StoreError> {
+        Ok(self
+            .conn
+            .row(
+                "UPDATE updates SET attempts = attempts + 1 WHERE update_id = ?1 AND done_at IS NULL RETURNING attempts, chat_id, payload",
+                [update_id],
+                |r| Ok((r.get(0)?, IncomingUpdate { update_id, chat_id: r.get(1)?, payload: r.get(2)? })),
+            )
+            .optional()?)
+    }
+
     /// Takes back an attempt that failed for a reason of the storage, not of the update.
     pub fn forgive_attempt(&mut self, update_id: i64) -> Result<(), StoreError> {
         self.conn.exec("UPDATE updates SET attempts = max(attempts - 1, 0) WHERE update_id = ?1", [update_id])?;

@@ -6,8 +6,8 @@
 //! same; the bot's retries add a short backoff with jitter instead. Only the methods the senders
 //! call go through here; documents (rare staff exports) still use teloxide.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use teloxide::types::{ChatId, Seconds};
 use teloxide::{ApiError, RequestError};
@@ -50,23 +50,44 @@ impl Client {
     }
 }
 
+/// The part of a sent message the bot uses: its id. Reading only this, rather than teloxide's
+/// whole `Message`, spares parsing the echoed text, keyboard, chat and sender of every reply.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct Sent {
+    pub message_id: i32,
+}
+
+/// A Bot API answer as it comes: the result is read straight into its type, in one pass; the
+/// small error fields stay loose, as their shapes vary.
+#[derive(Deserialize)]
+struct Answer<R> {
+    ok: Option<Value>,
+    result: Option<R>,
+    description: Option<Value>,
+    error_code: Option<Value>,
+    parameters: Option<Value>,
+}
+
 /// A Bot API answer (`{"ok": true, "result": ...}` or an error with its parameters) as a result.
 pub fn parse<R: DeserializeOwned>(text: &str) -> Result<R, RequestError> {
     let invalid =
         |e: serde_json::Error| RequestError::InvalidJson { source: e.into(), raw: text.chars().take(500).collect::<String>().into() };
-    let value: Value = serde_json::from_str(text).map_err(invalid)?;
-    if value.get("ok").and_then(Value::as_bool) == Some(true) {
-        return serde_json::from_value(value.get("result").cloned().unwrap_or(Value::Null)).map_err(invalid);
+    let answer: Answer<R> = serde_json::from_str(text).map_err(invalid)?;
+    if answer.ok.as_ref().and_then(Value::as_bool) == Some(true) {
+        return match answer.result {
+            Some(result) => Ok(result),
+            None => serde_json::from_value(Value::Null).map_err(invalid),
+        };
     }
-    let parameters = value.get("parameters");
+    let parameters = answer.parameters.as_ref();
     if let Some(seconds) = parameters.and_then(|p| p.get("retry_after")).and_then(Value::as_u64) {
         return Err(RequestError::RetryAfter(Seconds::from_seconds(seconds.min(u64::from(u32::MAX)) as u32)));
     }
     if let Some(chat) = parameters.and_then(|p| p.get("migrate_to_chat_id")).and_then(Value::as_i64) {
         return Err(RequestError::MigrateToChatId(ChatId(chat)));
     }
-    let description = value.get("description").and_then(Value::as_str).unwrap_or("").to_string();
-    let code = value.get("error_code").and_then(Value::as_u64).unwrap_or(0);
+    let description = answer.description.as_ref().and_then(Value::as_str).unwrap_or("").to_string();
+    let code = answer.error_code.as_ref().and_then(Value::as_u64).unwrap_or(0);
     if code >= 500 {
         // Unknown API errors are retried, as with teloxide; no ten-second sleep first.
         return Err(RequestError::Api(ApiError::Unknown(description)));
@@ -91,6 +112,15 @@ mod tests {
         let e = parse::<bool>(r#"{"ok":false,"error_code":502,"description":"Bad Gateway"}"#);
         assert!(matches!(e, Err(RequestError::Api(ApiError::Unknown(_)))));
         assert!(matches!(parse::<bool>("<html>"), Err(RequestError::InvalidJson { .. })));
+        // A sent message is read for its id only; an ignored result is skipped, whatever it is.
+        let sent = r#"{"ok":true,"result":{"message_id":42,"from":{"id":1,"is_bot":true,"first_name":"B"},
+            "chat":{"id":7,"type":"private","first_name":"A"},"date":1,"text":"hello",
+            "reply_markup":{"inline_keyboard":[[{"text":"Go","callback_data":"m"}]]}}}"#;
+        assert_eq!(parse::<Sent>(sent).unwrap(), Sent { message_id: 42 });
+        assert!(parse::<serde::de::IgnoredAny>(sent).is_ok());
+        assert!(parse::<serde::de::IgnoredAny>(r#"{"ok":true,"result":true}"#).is_ok());
+        assert!(matches!(parse::<Sent>(r#"{"ok":true,"result":{"text":"no id"}}"#), Err(RequestError::InvalidJson { .. })));
+        assert!(matches!(parse::<bool>(r#"{"ok":true}"#), Err(RequestError::InvalidJson { .. })), "a missing result is not a bool");
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub(super) async fn execute(shared: &Shared, op: &Out, class: Class) -> Result<O
             if class == Class::Broadcast && shared.config.budget.paid_broadcast {
                 payload.allow_paid_broadcast = Some(true);
             }
-            shared.client.call::<_, teloxide::types::Message>("sendMessage", &payload).await.map(|m| Some(m.id.0))
+            shared.client.call::<_, super::client::Sent>("sendMessage", &payload).await.map(|m| Some(m.message_id))
         }
         Out::Document { chat_id, file_name, caption, content } => {
             shared.health.gate_waited(class, shared.gate.acquire(*chat_id, class).await);
@@ -135,7 +135,7 @@ pub(super) async fn execute(shared: &Shared, op: &Out, class: Class) -> Result<O
             if !message.keyboard.is_empty() {
                 payload.reply_markup = Some(keyboard(message));
             }
-            shared.client.call::<_, serde_json::Value>("editMessageText", &payload).await.map(|_| None)
+            shared.client.call::<_, serde::de::IgnoredAny>("editMessageText", &payload).await.map(|_| None)
         }
         Out::AnswerCallback { id } => {
             // Not a message: outside the budgets, but it waits out a global pause.
@@ -152,7 +152,8 @@ pub(super) const RESCAN_EVERY: Duration = Duration::from_millis(100);
 /// Drains the outbox: one message in flight per chat, at most `MAX_IN_FLIGHT` overall.
 pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut in_flight: HashSet<i64> = HashSet::new();
-    let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    // Each delivery returns the row to remove, if it is done with; rows are removed in batches.
+    let mut tasks: tokio::task::JoinSet<Option<i64>> = tokio::task::JoinSet::new();
     let mut chat_of: HashMap<tokio::task::Id, i64> = HashMap::new();
     // Heads read from the outbox and not yet sent (their chat was busy or the limit reached). They
     // stay valid: only this loop sends and removes rows, and a chat's new rows queue behind its head.
@@ -182,9 +183,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
             let Ok(Some(payload)) = shared.store().outbox_payload(row.id, now_ms()) else { continue };
             in_flight.insert(row.chat_id);
             let shared = shared.clone();
-            let task = tasks.spawn(async move {
-                deliver(&shared, row.id, row.chat_id, &payload, row.attempts).await;
-            });
+            let task = tasks.spawn(async move { deliver(&shared, row.id, row.chat_id, &payload, row.attempts).await });
             chat_of.insert(task.id(), row.chat_id);
         }
         let idle = if tasks.is_empty() { Duration::from_millis(500) } else { RESCAN_EVERY };
@@ -192,12 +191,27 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
             _ = stop.changed() => break,
             () = shared.wake_sender.notified() => read_all = true,
             Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                // The chat is free: its next message, if due, goes to the front; no full read needed.
-                let id = match &done {
-                    Ok((id, ())) => *id,
-                    Err(e) => e.id(),
-                };
-                if let Some(chat) = chat_of.remove(&id) {
+                // Every delivery finished by now: their rows go in one transaction (one write to the
+                // log, not one per message), before their chats are free again.
+                let mut finished = vec![done];
+                while let Some(more) = tasks.try_join_next_with_id() {
+                    finished.push(more);
+                }
+                let mut remove = Vec::new();
+                let mut freed = Vec::new();
+                for done in finished {
+                    let id = match done {
+                        Ok((id, row)) => {
+                            remove.extend(row);
+                            id
+                        }
+                        Err(e) => e.id(),
+                    };
+                    freed.extend(chat_of.remove(&id));
+                }
+                remove_delivered(&shared, &remove);
+                // Each freed chat's next message, if due, goes to the front; no full read needed.
+                for chat in freed {
                     in_flight.remove(&chat);
                     let next = shared.store().outbox_head_of(chat, now_ms());
                     match next {
@@ -211,7 +225,22 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         }
     }
     // Let the messages in flight finish, so they are not sent twice after a restart.
-    while tasks.join_next().await.is_some() {}
+    let mut remove = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        remove.extend(done.ok().flatten());
+    }
+    remove_delivered(&shared, &remove);
+}
+
+/// Removes delivered (or given up) rows from the outbox. A row that cannot be removed is sent
+/// again later, as after a crash.
+fn remove_delivered(shared: &Shared, ids: &[i64]) {
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(e) = shared.store().outbox_done_many(ids) {
+        tracing::warn!(error = %e, rows = ids.len(), "cannot remove delivered messages from the outbox");
+    }
 }
 
 /// Telegram refused a message to `chat` with 429 `retry_after`: the gate pauses that chat, or
@@ -223,15 +252,16 @@ pub(super) fn pause_sending(shared: &Shared, chat: i64, seconds: u64) -> i64 {
     until
 }
 
-pub(super) async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts: i64) {
+/// Sends one outbox row and records what became of it; returns the row when it is done with
+/// (sent, or given up on), for the sender to remove.
+pub(super) async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &str, attempts: i64) -> Option<i64> {
     // The list of heads may be older than the last delivery to this chat: never send a row twice.
     if !shared.store().outbox_contains(id).unwrap_or(false) {
-        return;
+        return None;
     }
     let Ok(op) = serde_json::from_str::<Out>(payload) else {
         tracing::error!(id, "an outbox row does not parse; dropped");
-        let _ = shared.store().outbox_done(id);
-        return;
+        return Some(id);
     };
     if attempts > 0 && !matches!(op, Out::AnswerCallback { .. }) {
         // The reply is taking a moment: show that the bot is working on it. If Telegram asks to
@@ -243,7 +273,7 @@ pub(super) async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &st
         {
             let until = pause_sending(shared, chat_id, seconds);
             let _ = shared.store().outbox_retry(id, until);
-            return;
+            return None;
         }
     }
     let result = execute(shared, &op, op.class()).await;
@@ -276,13 +306,11 @@ pub(super) async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &st
     });
     let error = result.err().map(|e| shared.redactor.clean(&e.to_string()));
     match outcome {
-        Failure::Done => {
-            let _ = store.outbox_done(id);
-        }
+        Failure::Done => return Some(id),
         // A button's spinner is only worth stopping within seconds: do not hold the chat's queue for it.
         Failure::Retry if attempts + 1 >= MAX_ATTEMPTS || (matches!(op, Out::AnswerCallback { .. }) && attempts >= 1) => {
             tracing::warn!(chat = chat_id, error = ?error, attempts = attempts + 1, "giving up on a message");
-            let _ = store.outbox_done(id);
+            return Some(id);
         }
         Failure::Retry => {
             tracing::debug!(chat = chat_id, error = ?error, attempt = attempts + 1, "send failed; will retry");
@@ -301,14 +329,15 @@ pub(super) async fn deliver(shared: &Shared, id: i64, chat_id: i64, payload: &st
                 let send = Out::send(chat_id, message);
                 let _ = store.outbox_replace(id, &serde_json::to_string(&send).expect("serialises"));
             } else {
-                let _ = store.outbox_done(id);
+                return Some(id);
             }
         }
         Failure::Permanent => {
             tracing::warn!(chat = chat_id, error = ?error, "Telegram refused a message; dropped");
-            let _ = store.outbox_done(id);
+            return Some(id);
         }
     }
+    None
 }
 
 #[cfg(test)]

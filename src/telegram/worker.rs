@@ -44,9 +44,10 @@ pub(super) async fn worker(
 pub(super) async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watch::Receiver<bool>) {
     let mut storage_failures = 0;
     loop {
-        let begun = shared.store().begin_attempt(update_id);
-        let attempt = match begun {
-            Ok(Some(attempt)) => attempt,
+        // Counted and read in one statement: the handler needs no second read of the row.
+        let begun = shared.store().begin_update(update_id);
+        let (attempt, record) = match begun {
+            Ok(Some(begun)) => begun,
             Ok(None) => return,
             Err(e) => {
                 storage_failures += 1;
@@ -65,7 +66,7 @@ pub(super) async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watc
         let started = crate::clock::instant();
         // In place rather than in a task of its own: a panic unwinds to here, the turn's
         // transaction rolls back as it drops, and no thread hand-off is added to every update.
-        let outcome = std::panic::AssertUnwindSafe(handle(shared, update_id)).catch_unwind().await;
+        let outcome = std::panic::AssertUnwindSafe(handle(shared, &record)).catch_unwind().await;
         let error = match outcome {
             Ok(Ok(())) => {
                 shared.health.handled(started.elapsed());
@@ -156,8 +157,8 @@ pub(super) fn apology(shared: &Shared, record: &IncomingUpdate) -> Option<Outgoi
     Some(Out::send(record.chat_id, Message { text, keyboard: Vec::new() }).queue(record.chat_id))
 }
 
-pub(super) async fn handle(shared: &Shared, update_id: i64) -> anyhow::Result<()> {
-    let Some(record) = shared.store().pending_update(update_id)? else { return Ok(()) };
+pub(super) async fn handle(shared: &Shared, record: &IncomingUpdate) -> anyhow::Result<()> {
+    let update_id = record.update_id;
     let Ok(update) = serde_json::from_str::<Update>(&record.payload) else {
         tracing::warn!(update_id, "a recorded update no longer parses; skipped");
         shared.store().finish_update(update_id, &[], now())?;

@@ -131,6 +131,42 @@ fn quarantine_holds_an_update_aside_retry_puts_it_back_and_forget_removes_it() {
 }
 
 #[test]
+fn begin_update_counts_the_attempt_and_returns_the_update_until_it_is_done() {
+    use sme_advisor::store::IncomingUpdate;
+    let mut store = Store::open_in_memory().unwrap();
+    let update = IncomingUpdate { update_id: 5, chat_id: 42, payload: "{\"update_id\":5}".into() };
+    store.record_updates(std::slice::from_ref(&update), 100).unwrap();
+    assert_eq!(store.begin_update(5).unwrap(), Some((1, update.clone())));
+    assert_eq!(store.begin_update(5).unwrap(), Some((2, update)), "every start counts");
+    assert_eq!(store.begin_attempt(5).unwrap(), Some(3), "the same count as begin_attempt");
+    assert!(store.finish_update(5, &[], 101).unwrap());
+    assert_eq!(store.begin_update(5).unwrap(), None, "a handled update is not begun again");
+    assert_eq!(store.begin_update(6).unwrap(), None, "nor an unknown one");
+}
+
+#[test]
+fn outbox_rows_done_together_leave_the_others_in_order() {
+    use sme_advisor::store::{IncomingUpdate, Outgoing};
+    let mut store = Store::open_in_memory().unwrap();
+    store.record_updates(&[IncomingUpdate { update_id: 1, chat_id: 7, payload: "{}".into() }], 100).unwrap();
+    let rows: Vec<Outgoing> =
+        [7, 7, 8, 9, 7].iter().enumerate().map(|(i, &chat)| Outgoing { chat_id: chat, payload: format!("m{i}") }).collect();
+    assert!(store.finish_update(1, &rows, 100).unwrap());
+    assert_eq!(store.outbox_len().unwrap(), 5);
+    let heads = store.outbox_heads(0, 10).unwrap();
+    assert_eq!(heads.iter().map(|h| h.chat_id).collect::<Vec<_>>(), vec![7, 8, 9]);
+    // Chat 7's first and chat 8's only message delivered together.
+    let done: Vec<i64> = heads.iter().filter(|h| h.chat_id != 9).map(|h| h.id).collect();
+    store.outbox_done_many(&done).unwrap();
+    store.outbox_done_many(&[]).unwrap();
+    assert_eq!(store.outbox_len().unwrap(), 3);
+    let next = store.outbox_head_of(7, 0).unwrap().expect("chat 7 has two more");
+    assert_eq!(store.outbox_payload(next.id, 0).unwrap().as_deref(), Some("m1"));
+    assert!(store.outbox_head_of(8, 0).unwrap().is_none());
+    assert!(store.outbox_contains(heads[2].id).unwrap(), "chat 9's message is still there");
+}
+
+#[test]
 fn migration_8_rebuilds_tables_with_checks_and_keeps_every_row_and_reference() {
     use sme_advisor::broadcast::Status as CallStatus;
     use sme_advisor::desk::{Role, Status};
