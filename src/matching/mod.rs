@@ -427,8 +427,9 @@ pub struct Index {
     /// Surface words of the content, for typo correction and language evidence.
     words: FastMap<String, WordInfo>,
     word_list: Vec<String>,
-    /// Hashes of the words' deletions (see [`delete_keys`]) to the words.
-    deletes: FastMap<u64, Vec<u32>>,
+    /// (hash of a deletion of a word (see [`delete_keys`]), the word's place in `word_list`),
+    /// sorted: one flat array is a third of the memory of a map of small vectors.
+    deletes: Vec<(u64, u32)>,
     /// Per language view, per term: (document, BM25F weight with idf).
     postings: Vec<Vec<Vec<(u32, f32)>>>,
     /// Per language view, per field: average length.
@@ -686,9 +687,12 @@ impl Index {
         word_list.sort();
         for (i, word) in word_list.iter().enumerate() {
             for d in delete_keys(word, index_edits(word)) {
-                index.deletes.entry(d).or_default().push(i as u32);
+                index.deletes.push((d, i as u32));
             }
         }
+        index.deletes.sort_unstable();
+        index.deletes.dedup();
+        index.deletes.shrink_to_fit();
         index.word_list = word_list;
         // Example questions, read as a question is: the same terms are answered by their document.
         let mut examples: HashMap<Vec<(u32, usize)>, Option<Doc>> = HashMap::new();
@@ -860,7 +864,11 @@ impl Index {
             return None;
         }
         let first = word.chars().next();
-        let mut candidates: Vec<u32> = delete_keys(word, edits).iter().filter_map(|k| self.deletes.get(k)).flatten().copied().collect();
+        let mut candidates: Vec<u32> = Vec::new();
+        for key in delete_keys(word, edits) {
+            let start = self.deletes.partition_point(|(hash, _)| *hash < key);
+            candidates.extend(self.deletes[start..].iter().take_while(|(hash, _)| *hash == key).map(|(_, i)| *i));
+        }
         candidates.sort_unstable();
         candidates.dedup();
         let mut best: Option<(usize, bool, &str)> = None;
