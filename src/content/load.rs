@@ -225,6 +225,14 @@ struct Builder {
     first_dialog: Option<Loc>,
 }
 
+/// Where an entry's facts come from, as its `source` says.
+struct Source {
+    document: String,
+    paragraphs: Vec<i64>,
+    annex: bool,
+    paragraph_locs: Vec<(i64, Loc)>,
+}
+
 /// The languages one text (or group of texts) is written in, and what they must cover.
 struct Texts {
     loc: Loc,
@@ -319,7 +327,18 @@ impl Builder {
         label
     }
 
+    /// A file of `dialogs/`: its sections, each read by a function of its own.
     fn dialog_file(&mut self, root: Table<'_, '_>) {
+        self.languages_section(&root);
+        self.messages_section(&root);
+        self.commands_section(&root);
+        self.flows_section(&root);
+        self.intents_section(&root);
+        root.finish();
+    }
+
+    /// `[language.<code>]`: the content languages, with `name` and the `also` codes that map to them.
+    fn languages_section(&mut self, root: &Table<'_, '_>) {
         if let Some(languages) = root.table("language") {
             for (code, value) in languages.entries() {
                 let Some(t) = Table::new(root.file, value, "a language") else { continue };
@@ -331,6 +350,10 @@ impl Builder {
                 t.finish();
             }
         }
+    }
+
+    /// `[message.<key>]`: the sentences the engine and the front ends say, per language.
+    fn messages_section(&mut self, root: &Table<'_, '_>) {
         if let Some(messages) = root.table("message") {
             for (key, value) in messages.entries() {
                 let Some(t) = Table::new(root.file, value, "a message") else { continue };
@@ -349,6 +372,10 @@ impl Builder {
                 self.messages.push((key.get_ref().to_string(), Spanned::new(t.span.clone(), text), loc));
             }
         }
+    }
+
+    /// `[command.<name>]`: slash commands, where each goes, and the role it needs.
+    fn commands_section(&mut self, root: &Table<'_, '_>) {
         if let Some(commands) = root.table("command") {
             for (name, value) in commands.entries() {
                 let Some(t) = Table::new(root.file, value, "a command") else { continue };
@@ -386,6 +413,10 @@ impl Builder {
                 }
             }
         }
+    }
+
+    /// `[flow.<id>.<step>]`: guided conversations, step by step.
+    fn flows_section(&mut self, root: &Table<'_, '_>) {
         if let Some(flows) = root.table("flow") {
             for (flow_key, value) in flows.entries() {
                 let Some(flow_id) = self.id_check(root.file, flow_key, "flow") else { continue };
@@ -408,6 +439,10 @@ impl Builder {
                 self.flows.push(flow);
             }
         }
+    }
+
+    /// `[intent.<id>]`: what free text can ask for, by patterns, keywords and example questions.
+    fn intents_section(&mut self, root: &Table<'_, '_>) {
         if let Some(intents) = root.table("intent") {
             for (key, value) in intents.entries() {
                 let Some(id) = self.id_check(root.file, key, "intent") else { continue };
@@ -466,13 +501,46 @@ impl Builder {
                 self.intents.push(Intent { id, patterns, keywords, examples, goto: None, reply, label, loc });
             }
         }
-        root.finish();
     }
 
+    /// One step of a flow: what it says, what it asks, its buttons and branches, where it goes
+    /// next and the action it ends in; each part read by a function of its own.
     fn step(&mut self, flow: &str, index: usize, id: String, t: Table<'_, '_>) -> Step {
         let file = t.file;
         let loc = t.loc();
         let say = self.lang_text(&t, "say", false);
+        let (ask, choices) = self.step_ask(&t);
+        let skip_if_known = t.bool("skip_if_known").unwrap_or(false);
+        let set = read_set(&t);
+        let buttons = self.step_buttons(&t, flow, index, &id);
+        let branch = self.step_branches(&t, flow, index);
+        if let Some(next) = t.str("next") {
+            let nloc = file.loc(next.span().start);
+            self.pending_targets.push(PendingTarget {
+                flow: flow.to_string(),
+                step: index,
+                slot: TargetSlot::Next,
+                raw: next.into_inner(),
+                loc: nloc,
+            });
+        }
+        let action = self.step_action(&t);
+        t.finish();
+        let step = Step { id, say, set, ask, choices, buttons, branch, next: None, action, skip_if_known, loc };
+        if step.action.is_some() && step.waits() {
+            err(&mut self.diags, &step.loc, "a step with an `action` cannot also wait for an answer (`ask`, `choices` or `buttons`)");
+        }
+        if step.say.is_none() && step.action.is_none() {
+            err(&mut self.diags, &step.loc, "a step must `say` something or end in an `action`");
+        }
+        step
+    }
+
+    /// What a step asks: a slot with what it expects (`ask`, `expect`, `pattern`, `max_chars`,
+    /// `retry`), or a choice among a vocabulary kind (`choices`).
+    fn step_ask(&mut self, t: &Table<'_, '_>) -> (Option<Ask>, Option<VocabKind>) {
+        let file = t.file;
+        let loc = t.loc();
         let choices = t.str("choices").and_then(|c| match VocabKind::parse(c.get_ref()) {
             Some(kind) if kind != VocabKind::Region => Some(kind),
             _ => {
@@ -485,7 +553,7 @@ impl Builder {
         let expect = t.str("expect");
         let pattern = t.str("pattern");
         let max_chars = t.int("max_chars");
-        let retry = self.lang_text(&t, "retry", false);
+        let retry = self.lang_text(t, "retry", false);
         let ask = match (ask_slot, choices) {
             (Some(slot), _) => {
                 let slot_name = slot.get_ref().clone();
@@ -531,8 +599,12 @@ impl Builder {
                 None
             }
         };
-        let skip_if_known = t.bool("skip_if_known").unwrap_or(false);
-        let set = read_set(&t);
+        (ask, choices)
+    }
+
+    /// A step's buttons, each with data `s:<flow>:<step>:<button>` that fits Telegram's limit.
+    fn step_buttons(&mut self, t: &Table<'_, '_>, flow: &str, index: usize, id: &str) -> Vec<ButtonDef> {
+        let file = t.file;
         let mut buttons = Vec::new();
         for b in t.table_list("buttons") {
             let bloc = b.loc();
@@ -570,6 +642,12 @@ impl Builder {
             b.finish();
             buttons.push(ButtonDef { id: bid, label, goto: None, set });
         }
+        buttons
+    }
+
+    /// A step's branches: go somewhere when a slot has a value.
+    fn step_branches(&mut self, t: &Table<'_, '_>, flow: &str, index: usize) -> Vec<Branch> {
+        let file = t.file;
         let mut branch = Vec::new();
         for b in t.table_list("branch") {
             let bloc = b.loc();
@@ -593,21 +671,17 @@ impl Builder {
                 });
             }
         }
-        if let Some(next) = t.str("next") {
-            let nloc = file.loc(next.span().start);
-            self.pending_targets.push(PendingTarget {
-                flow: flow.to_string(),
-                step: index,
-                slot: TargetSlot::Next,
-                raw: next.into_inner(),
-                loc: nloc,
-            });
-        }
+        branch
+    }
+
+    /// The action a step ends in, with what it needs (`need`, `kind`, `entry`, `slot`).
+    fn step_action(&mut self, t: &Table<'_, '_>) -> Option<Action> {
+        let file = t.file;
         let need = t.str("need");
         let kind = t.str("kind");
         let entry = t.str("entry");
         let slot = t.str("slot");
-        let action = t.str("action").and_then(|a| {
+        t.str("action").and_then(|a| {
             let aloc = file.loc(a.span().start);
             match a.get_ref().as_str() {
                 "recommend" => {
@@ -671,16 +745,7 @@ impl Builder {
                     None
                 }
             }
-        });
-        t.finish();
-        let step = Step { id, say, set, ask, choices, buttons, branch, next: None, action, skip_if_known, loc };
-        if step.action.is_some() && step.waits() {
-            err(&mut self.diags, &step.loc, "a step with an `action` cannot also wait for an answer (`ask`, `choices` or `buttons`)");
-        }
-        if step.say.is_none() && step.action.is_none() {
-            err(&mut self.diags, &step.loc, "a step must `say` something or end in an `action`");
-        }
-        step
+        })
     }
 
     fn vocabulary_file(&mut self, root: Table<'_, '_>) {
@@ -856,6 +921,8 @@ impl Builder {
         root.finish();
     }
 
+    /// One knowledge entry: its fields, then its source, evidence and texts per language, each
+    /// read by a function of its own.
     fn entry_file(&mut self, t: Table<'_, '_>) {
         let file = t.file;
         let loc = t.loc();
@@ -912,31 +979,7 @@ impl Builder {
         };
         let sizes = optional_list("sizes", VocabKind::Size);
         let stages = optional_list("stages", VocabKind::Stage);
-        let (mut document, mut paragraphs, mut annex) = (String::new(), Vec::new(), false);
-        let mut paragraph_locs = Vec::new();
-        match t.table("source") {
-            Some(s) => {
-                document = s.req_str("document").map(Spanned::into_inner).unwrap_or_default();
-                annex = s.bool("annex").unwrap_or(false);
-                match s.int_list("paragraphs") {
-                    Some(p) if general && !p.is_empty() => file.error(
-                        &s.span,
-                        "a general-guidance entry (`general = true`) is not from the report: leave out `source.paragraphs`",
-                    ),
-                    Some(p) if !p.is_empty() => {
-                        paragraph_locs = p.iter().map(|n| (*n.get_ref(), file.loc(n.span().start))).collect();
-                        paragraphs = p.into_iter().map(Spanned::into_inner).collect();
-                    }
-                    _ if general => {}
-                    // Facts from the annex alone cite no paragraph.
-                    _ if annex => {}
-                    _ => file.error(&s.span, "`source.paragraphs` must list the paragraph numbers the entry rests on"),
-                }
-                s.finish();
-            }
-            None if general => {}
-            None => file.error(&t.span, "missing required key `source` (write `source = { document = \"...\", paragraphs = [..] }`)"),
-        }
+        let Source { document, paragraphs, annex, paragraph_locs } = self.entry_source(&t, general);
         let status = match t.str("status") {
             Some(v) => {
                 let parsed = Status::parse(v.get_ref());
@@ -966,6 +1009,96 @@ impl Builder {
             }
             v.into_inner()
         });
+        let evidence = self.entry_evidence(&t, &loc, general, annex, &paragraphs, &paragraph_locs);
+        let keywords = t.str_list("keywords").unwrap_or_default().into_iter().map(Spanned::into_inner).collect();
+        let texts = self.entry_texts(&t, &loc, audience);
+        let reviewed = reviewed.map(Spanned::into_inner).unwrap_or_default();
+        // A bad kind is already reported; keep the entry so duplicates are still found.
+        let kind = kind.unwrap_or(Kind::PolicyGuidance);
+        let Some(id) = id else {
+            finish_entry(t, &texts);
+            return;
+        };
+        if !valid_id(id.get_ref()) {
+            file.error(&id.span(), format!("entry id `{}` must be 1-32 characters of a-z, 0-9, `_` and `-`", id.get_ref()));
+        }
+        if successor.as_deref() == Some(id.get_ref().as_str()) {
+            err(&mut self.diags, &loc, "an entry cannot be its own `successor`");
+        }
+        if !texts.contains_key(DEFAULT_LANG) {
+            err(&mut self.diags, &loc, format!("entry `{}` has no `[{DEFAULT_LANG}]` texts", id.get_ref()));
+        }
+        finish_entry(t, &texts);
+        self.entries.push(Entry {
+            id: id.into_inner(),
+            kind,
+            countries,
+            sectors,
+            needs,
+            audience,
+            reviewed,
+            document,
+            paragraphs,
+            annex,
+            keywords,
+            sizes,
+            stages,
+            status,
+            status_checked,
+            successor,
+            link,
+            general,
+            money,
+            evidence,
+            texts,
+            loc,
+        });
+    }
+
+    /// An entry's `source`: the document and the paragraphs (or the annex) it rests on.
+    fn entry_source(&mut self, t: &Table<'_, '_>, general: bool) -> Source {
+        let file = t.file;
+        let (mut document, mut paragraphs, mut annex) = (String::new(), Vec::new(), false);
+        let mut paragraph_locs = Vec::new();
+        match t.table("source") {
+            Some(s) => {
+                document = s.req_str("document").map(Spanned::into_inner).unwrap_or_default();
+                annex = s.bool("annex").unwrap_or(false);
+                match s.int_list("paragraphs") {
+                    Some(p) if general && !p.is_empty() => file.error(
+                        &s.span,
+                        "a general-guidance entry (`general = true`) is not from the report: leave out `source.paragraphs`",
+                    ),
+                    Some(p) if !p.is_empty() => {
+                        paragraph_locs = p.iter().map(|n| (*n.get_ref(), file.loc(n.span().start))).collect();
+                        paragraphs = p.into_iter().map(Spanned::into_inner).collect();
+                    }
+                    _ if general => {}
+                    // Facts from the annex alone cite no paragraph.
+                    _ if annex => {}
+                    _ => file.error(&s.span, "`source.paragraphs` must list the paragraph numbers the entry rests on"),
+                }
+                s.finish();
+            }
+            None if general => {}
+            None => file.error(&t.span, "missing required key `source` (write `source = { document = \"...\", paragraphs = [..] }`)"),
+        }
+        Source { document, paragraphs, annex, paragraph_locs }
+    }
+
+    /// An entry's `evidence`: short verbatim quotes, each from a cited paragraph or the annex, and
+    /// one for every paragraph cited.
+    fn entry_evidence(
+        &mut self,
+        t: &Table<'_, '_>,
+        loc: &Loc,
+        general: bool,
+        annex: bool,
+        paragraphs: &[i64],
+        paragraph_locs: &[(i64, Loc)],
+    ) -> Vec<Evidence> {
+        let file = t.file;
+        let loc = loc.clone();
         let mut evidence = Vec::new();
         for item in t.table_list("evidence") {
             let paragraph = item.int("paragraph");
@@ -1006,7 +1139,7 @@ impl Builder {
         }
         // Every cited paragraph is backed by a quote (a missing `evidence` is reported once, above).
         if !evidence.is_empty() {
-            for (n, ploc) in &paragraph_locs {
+            for (n, ploc) in paragraph_locs {
                 if !evidence.iter().any(|e| e.paragraph == Some(*n)) {
                     err(&mut self.diags, ploc, format!("paragraph {n} is cited but no `evidence` quote comes from it"));
                 }
@@ -1015,7 +1148,13 @@ impl Builder {
                 err(&mut self.diags, &loc, "`source.annex` is set but no `evidence` quote comes from the annex");
             }
         }
-        let keywords = t.str_list("keywords").unwrap_or_default().into_iter().map(Spanned::into_inner).collect();
+        evidence
+    }
+
+    /// An entry's texts, one section per language, and the optional texts given in all or none.
+    fn entry_texts(&mut self, t: &Table<'_, '_>, loc: &Loc, audience: Audience) -> BTreeMap<String, EntryText> {
+        let file = t.file;
+        let loc = loc.clone();
         let mut texts = BTreeMap::new();
         let known = [
             "id",
@@ -1067,47 +1206,7 @@ impl Builder {
         if !texts.is_empty() {
             self.texts.push(Texts { loc: loc.clone(), key: "entry".into(), langs: texts.keys().cloned().collect(), cover: Cover::Entry });
         }
-        let reviewed = reviewed.map(Spanned::into_inner).unwrap_or_default();
-        // A bad kind is already reported; keep the entry so duplicates are still found.
-        let kind = kind.unwrap_or(Kind::PolicyGuidance);
-        let Some(id) = id else {
-            finish_entry(t, &texts);
-            return;
-        };
-        if !valid_id(id.get_ref()) {
-            file.error(&id.span(), format!("entry id `{}` must be 1-32 characters of a-z, 0-9, `_` and `-`", id.get_ref()));
-        }
-        if successor.as_deref() == Some(id.get_ref().as_str()) {
-            err(&mut self.diags, &loc, "an entry cannot be its own `successor`");
-        }
-        if !texts.contains_key(DEFAULT_LANG) {
-            err(&mut self.diags, &loc, format!("entry `{}` has no `[{DEFAULT_LANG}]` texts", id.get_ref()));
-        }
-        finish_entry(t, &texts);
-        self.entries.push(Entry {
-            id: id.into_inner(),
-            kind,
-            countries,
-            sectors,
-            needs,
-            audience,
-            reviewed,
-            document,
-            paragraphs,
-            annex,
-            keywords,
-            sizes,
-            stages,
-            status,
-            status_checked,
-            successor,
-            link,
-            general,
-            money,
-            evidence,
-            texts,
-            loc,
-        });
+        texts
     }
 
     fn entry_text(&mut self, t: &Table<'_, '_>) -> EntryText {
@@ -1150,34 +1249,74 @@ impl Builder {
         EntryText { name, short, provider, summary, offers, eligible, approach, tip, business, successor, examples }
     }
 
+    /// Checks what the files say as a whole and builds the content, one named pass after another;
+    /// every problem of every pass is reported together.
     fn finish(mut self) -> Result<Content, Vec<Diagnostic>> {
-        let mut diags = std::mem::take(&mut self.diags);
-        // Languages.
+        let languages = self.languages_pass();
+        let first_loc = self.first_loc();
+        self.text_languages_pass(&languages);
+        let messages = self.messages_pass(&first_loc);
+        let mut flows = self.flows_pass(&first_loc);
+        let commands = self.targets_pass(&mut flows);
+        follow_on_steps(&mut flows);
+        let commands = self.commands_pass(commands);
+        self.restricted_flows_pass(&flows, &commands);
+        self.placeholders_pass(&flows);
+        let terms = self.vocabulary_pass();
+        let entries = self.entries_pass();
+        self.links_pass();
+        let intents = self.intents_pass();
+        if !self.diags.is_empty() {
+            let mut diags = self.diags;
+            diags.sort();
+            diags.dedup();
+            return Err(diags);
+        }
+        let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords, cues: self.cues };
+        let index = super::build_index(&languages, &vocab, &entries, &intents);
+        let content =
+            Content { languages, messages, commands, flows, intents, vocab, entries, links: self.links, glossary: self.glossary, index };
+        let diags = if self.skip_self_test { Vec::new() } else { self_test(&content) };
+        if diags.is_empty() { Ok(content) } else { Err(diags) }
+    }
+
+    /// Where a problem of the dialogs as a whole is reported.
+    fn first_loc(&self) -> Loc {
+        self.flows.first().map(|f| f.loc.clone()).or_else(|| self.first_dialog.clone()).unwrap_or_else(|| Loc {
+            path: "dialogs".into(),
+            line: 1,
+            col: 1,
+        })
+    }
+
+    /// Languages: each defined once, English among them.
+    fn languages_pass(&mut self) -> Vec<Language> {
         let mut languages: Vec<Language> = Vec::new();
         for (lang, loc) in &self.languages {
             if languages.iter().any(|l| l.code == lang.code) {
-                err(&mut diags, loc, format!("duplicate language `{}`", lang.code));
+                err(&mut self.diags, loc, format!("duplicate language `{}`", lang.code));
             } else {
                 languages.push(lang.clone());
             }
         }
-        let first_loc = self.flows.first().map(|f| f.loc.clone()).or_else(|| self.first_dialog.clone()).unwrap_or_else(|| Loc {
-            path: "dialogs".into(),
-            line: 1,
-            col: 1,
-        });
         if !languages.iter().any(|l| l.code == DEFAULT_LANG) {
-            err(&mut diags, &first_loc, format!("no `[language.{DEFAULT_LANG}]` is defined"));
+            let loc = self.first_loc();
+            err(&mut self.diags, &loc, format!("no `[language.{DEFAULT_LANG}]` is defined"));
         }
+        languages
+    }
+
+    /// Every text exists in every language, and in no language that is not defined: a user never
+    /// meets a sentence in another language.
+    fn text_languages_pass(&mut self, languages: &[Language]) {
         let codes: Vec<&str> = languages.iter().map(|l| l.code.as_str()).collect();
         for Texts { loc, key, langs, cover } in &self.texts {
             for lang in langs {
                 if !codes.contains(&lang.as_str()) {
                     let hint = did_you_mean(lang, codes.iter().copied());
-                    err(&mut diags, loc, format!("`{key}` uses language `{lang}`, which no `[language.*]` defines{hint}"));
+                    err(&mut self.diags, loc, format!("`{key}` uses language `{lang}`, which no `[language.*]` defines{hint}"));
                 }
             }
-            // Every text exists in every language: a user never meets a sentence in another language.
             let missing: Vec<&str> = codes.iter().copied().filter(|c| !langs.iter().any(|l| l == c)).collect();
             if langs.is_empty() || missing.is_empty() {
                 continue;
@@ -1191,49 +1330,62 @@ impl Builder {
                     format!("`{key}` has no {} (every language needs example questions)", list(&|c| format!("`examples.{c}`")))
                 }
             };
-            err(&mut diags, loc, message);
+            err(&mut self.diags, loc, message);
         }
-        // Messages.
+    }
+
+    /// Messages: each defined once, every one the engine needs, and only the placeholders it fills.
+    fn messages_pass(&mut self, first_loc: &Loc) -> HashMap<String, LangText> {
         let mut messages = HashMap::new();
-        for (key, text, loc) in self.messages {
+        for (key, text, loc) in std::mem::take(&mut self.messages) {
             let allowed = REQUIRED_MESSAGES.iter().find(|(k, _)| *k == key).map(|(_, p)| *p);
             for value in text.get_ref().values() {
                 for p in placeholders(value) {
                     match allowed {
                         Some(allowed) if !allowed.contains(&p) => {
                             let hint = did_you_mean(p, allowed.iter().copied());
-                            err(&mut diags, &loc, format!("message `{key}` uses placeholder `{{{p}}}`, which it does not get{hint}"));
+                            err(&mut self.diags, &loc, format!("message `{key}` uses placeholder `{{{p}}}`, which it does not get{hint}"));
                         }
                         _ => {}
                     }
                 }
             }
             if messages.insert(key.clone(), text.into_inner()).is_some() {
-                err(&mut diags, &loc, format!("duplicate message `{key}`"));
+                err(&mut self.diags, &loc, format!("duplicate message `{key}`"));
             }
         }
         for (key, _) in REQUIRED_MESSAGES {
             if !messages.contains_key(*key) {
-                err(&mut diags, &first_loc, format!("missing message `{key}`, which the engine needs"));
+                err(&mut self.diags, first_loc, format!("missing message `{key}`, which the engine needs"));
             }
         }
-        // Flows and targets.
+        messages
+    }
+
+    /// Flows: each defined once, `start` and `menu` among them.
+    fn flows_pass(&mut self, first_loc: &Loc) -> BTreeMap<String, Flow> {
         let mut flows: BTreeMap<String, Flow> = BTreeMap::new();
-        for flow in self.flows {
+        for flow in std::mem::take(&mut self.flows) {
             if let Some(old) = flows.get(&flow.id) {
-                err(&mut diags, &flow.loc, format!("duplicate flow `{}` (first defined at {})", flow.id, old.loc));
+                err(&mut self.diags, &flow.loc, format!("duplicate flow `{}` (first defined at {})", flow.id, old.loc));
             } else {
                 flows.insert(flow.id.clone(), flow);
             }
         }
         for required in ["start", "menu"] {
             if !flows.contains_key(required) {
-                err(&mut diags, &first_loc, format!("missing flow `{required}`, which the engine needs"));
+                err(&mut self.diags, first_loc, format!("missing flow `{required}`, which the engine needs"));
             }
         }
-        let mut commands: Vec<(CommandDef, Loc)> = self.commands;
-        for p in self.pending_targets {
-            let Some(target) = resolve(&flows, &p.flow, &p.raw) else {
+        flows
+    }
+
+    /// Targets as written (`next`, buttons, branches, commands, intents) resolved to a step of a
+    /// flow; returns the commands with their targets.
+    fn targets_pass(&mut self, flows: &mut BTreeMap<String, Flow>) -> Vec<(CommandDef, Loc)> {
+        let mut commands = std::mem::take(&mut self.commands);
+        for p in std::mem::take(&mut self.pending_targets) {
+            let Some(target) = resolve(flows, &p.flow, &p.raw) else {
                 let current = p.flow.as_str();
                 let candidates: Vec<String> = flows
                     .values()
@@ -1245,7 +1397,7 @@ impl Builder {
                     })
                     .collect();
                 let hint = did_you_mean(&p.raw, candidates.iter().map(String::as_str));
-                err(&mut diags, &p.loc, format!("`{}` names no step or flow{hint}", p.raw));
+                err(&mut self.diags, &p.loc, format!("`{}` names no step or flow{hint}", p.raw));
                 continue;
             };
             match p.slot {
@@ -1256,31 +1408,31 @@ impl Builder {
                 TargetSlot::Branch(b) => flows.get_mut(&p.flow).expect("flow exists").steps[p.step].branch[b].goto = target,
             }
         }
-        // Without `next`, a step leads to the one written after it; the last step ends the flow.
-        for flow in flows.values_mut() {
-            let ids: Vec<String> = flow.steps.iter().map(|s| s.id.clone()).collect();
-            for (i, step) in flow.steps.iter_mut().enumerate() {
-                if step.next.is_none() && step.action.is_none() && i + 1 < ids.len() {
-                    step.next = Some(Target { flow: flow.id.clone(), step: ids[i + 1].clone() });
-                }
-            }
-        }
+        commands
+    }
+
+    /// Commands: each defined once.
+    fn commands_pass(&mut self, commands: Vec<(CommandDef, Loc)>) -> BTreeMap<String, CommandDef> {
         let mut command_map = BTreeMap::new();
         for (command, loc) in commands {
             if command_map.contains_key(&command.name) {
-                err(&mut diags, &loc, format!("duplicate command `{}`", command.name));
+                err(&mut self.diags, &loc, format!("duplicate command `{}`", command.name));
             }
             command_map.insert(command.name.clone(), command);
         }
-        // A flow behind a role is entered only through its command: nothing else may lead into it.
+        command_map
+    }
+
+    /// A flow behind a role is entered only through its command: nothing else may lead into it.
+    fn restricted_flows_pass(&mut self, flows: &BTreeMap<String, Flow>, commands: &BTreeMap<String, CommandDef>) {
         let restricted: BTreeSet<String> =
-            command_map.values().filter(|c| c.role.is_some() && c.goto.flow != "menu").map(|c| c.goto.flow.clone()).collect();
+            commands.values().filter(|c| c.role.is_some() && c.goto.flow != "menu").map(|c| c.goto.flow.clone()).collect();
         for intent in &self.intents {
             if let Some(goto) = &intent.goto
                 && restricted.contains(&goto.flow)
             {
                 err(
-                    &mut diags,
+                    &mut self.diags,
                     &intent.loc,
                     format!("intent `{}` leads into flow `{}`, which only its command may open", intent.id, goto.flow),
                 );
@@ -1292,12 +1444,16 @@ impl Builder {
                     step.next.iter().chain(step.buttons.iter().filter_map(|b| b.goto.as_ref())).chain(step.branch.iter().map(|b| &b.goto));
                 for target in targets {
                     if restricted.contains(&target.flow) {
-                        err(&mut diags, &step.loc, format!("step leads into flow `{}`, which only its command may open", target.flow));
+                        err(&mut self.diags, &step.loc, format!("step leads into flow `{}`, which only its command may open", target.flow));
                     }
                 }
             }
         }
-        // Placeholders in step texts name a slot.
+    }
+
+    /// Placeholders in step texts and the slots of actions name a slot of their flow; values set
+    /// on profile slots are remembered as vocabulary references.
+    fn placeholders_pass(&mut self, flows: &BTreeMap<String, Flow>) {
         let profile_slots = ["country", "sector", "size", "stage", "need", "needs"];
         for flow in flows.values() {
             let slots: BTreeSet<&str> = flow
@@ -1317,7 +1473,7 @@ impl Builder {
                         for p in placeholders(value) {
                             if !slots.contains(p) {
                                 let hint = did_you_mean(p, slots.iter().copied());
-                                err(&mut diags, &step.loc, format!("placeholder `{{{p}}}` names no slot of flow `{}`{hint}", flow.id));
+                                err(&mut self.diags, &step.loc, format!("placeholder `{{{p}}}` names no slot of flow `{}`{hint}", flow.id));
                             }
                         }
                     }
@@ -1325,7 +1481,7 @@ impl Builder {
                 if let Some(Action::Search { slot }) | Some(Action::Handoff { slot: Some(slot) }) = &step.action
                     && !slots.contains(slot.as_str())
                 {
-                    err(&mut diags, &step.loc, format!("`slot = \"{slot}\"` names no slot of flow `{}`", flow.id));
+                    err(&mut self.diags, &step.loc, format!("`slot = \"{slot}\"` names no slot of flow `{}`", flow.id));
                 }
                 for (k, v) in step.buttons.iter().flat_map(|b| b.set.iter()).chain(step.set.iter()) {
                     if let Some(kind) = VocabKind::parse(k) {
@@ -1334,11 +1490,14 @@ impl Builder {
                 }
             }
         }
-        // Vocabulary.
+    }
+
+    /// The vocabulary: present, each term once, a word names one term only, and every reference
+    /// to a term (from entries and steps) finds it.
+    fn vocabulary_pass(&mut self) -> Vec<Term> {
         if !self.vocabulary_seen {
-            err(&mut diags, &Loc { path: "knowledge/vocabulary.toml".into(), line: 1, col: 1 }, "the vocabulary file is missing");
+            err(&mut self.diags, &Loc { path: "knowledge/vocabulary.toml".into(), line: 1, col: 1 }, "the vocabulary file is missing");
         }
-        let mut terms: Vec<Term> = Vec::new();
         // A word a user types must name one term: a synonym shared with another term (or equal to
         // another term's name) would pick one of them silently.
         let mut words: HashMap<String, String> = HashMap::new();
@@ -1353,7 +1512,7 @@ impl Builder {
                 let key = crate::matching::normalize(word);
                 match words.get(&key) {
                     Some(other) if *other != me => err(
-                        &mut diags,
+                        &mut self.diags,
                         loc,
                         format!("synonym \"{word}\" of `{me}` already names `{other}`; a word may belong to one term only"),
                     ),
@@ -1364,9 +1523,10 @@ impl Builder {
                 }
             }
         }
-        for (term, loc) in self.terms {
+        let mut terms: Vec<Term> = Vec::new();
+        for (term, loc) in std::mem::take(&mut self.terms) {
             if terms.iter().any(|t| t.kind == term.kind && t.id == term.id) {
-                err(&mut diags, &loc, format!("duplicate {} `{}`", term.kind.name(), term.id));
+                err(&mut self.diags, &loc, format!("duplicate {} `{}`", term.kind.name(), term.id));
             } else {
                 terms.push(term);
             }
@@ -1376,14 +1536,19 @@ impl Builder {
                 let candidates = terms.iter().filter(|t| kinds.contains(&t.kind)).map(|t| t.id.as_str());
                 let hint = did_you_mean(id, candidates);
                 let what = kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(" or ");
-                err(&mut diags, loc, format!("`{id}` is not a {what} of the vocabulary{hint}"));
+                err(&mut self.diags, loc, format!("`{id}` is not a {what} of the vocabulary{hint}"));
             }
         }
-        // Entries.
+        terms
+    }
+
+    /// Entries: each id once, the examples staff attached added to theirs, and every reference to
+    /// an entry finds it.
+    fn entries_pass(&mut self) -> Vec<Entry> {
         let mut entries: Vec<Entry> = Vec::new();
-        for entry in self.entries {
+        for entry in std::mem::take(&mut self.entries) {
             if let Some(old) = entries.iter().find(|e| e.id == entry.id) {
-                err(&mut diags, &entry.loc, format!("duplicate entry `{}` (first defined at {})", entry.id, old.loc));
+                err(&mut self.diags, &entry.loc, format!("duplicate entry `{}` (first defined at {})", entry.id, old.loc));
             } else {
                 entries.push(entry);
             }
@@ -1391,23 +1556,28 @@ impl Builder {
         for extra in &self.extras {
             let loc = Loc { path: format!("database:learned_examples:{}", extra.id), line: 1, col: 1 };
             match entries.iter_mut().find(|e| e.id == extra.entry_id) {
-                None => err(&mut diags, &loc, format!("`{}` names no knowledge entry", extra.entry_id)),
+                None => err(&mut self.diags, &loc, format!("`{}` names no knowledge entry", extra.entry_id)),
                 Some(entry) => match entry.texts.get_mut(&extra.lang) {
                     Some(text) => text.examples.push((loc, extra.text.clone())),
-                    None => err(&mut diags, &loc, format!("entry `{}` has no `[{}]` texts for this example", entry.id, extra.lang)),
+                    None => err(&mut self.diags, &loc, format!("entry `{}` has no `[{}]` texts for this example", entry.id, extra.lang)),
                 },
             }
         }
         for (id, loc) in &self.entry_refs {
             if !entries.iter().any(|e| &e.id == id) {
                 let hint = did_you_mean(id, entries.iter().map(|e| e.id.as_str()));
-                err(&mut diags, loc, format!("`{id}` names no knowledge entry{hint}"));
+                err(&mut self.diags, loc, format!("`{id}` names no knowledge entry{hint}"));
             }
         }
+        entries
+    }
+
+    /// Every link of an entry is on a domain of the allowlist.
+    fn links_pass(&mut self) {
         for (host, loc) in &self.link_refs {
             if !self.links.iter().any(|l| l.covers(host)) {
                 err(
-                    &mut diags,
+                    &mut self.diags,
                     loc,
                     format!(
                         "the domain `{host}` is not in knowledge/links.toml; add it there (with the date it was checked) or drop the link"
@@ -1415,35 +1585,31 @@ impl Builder {
                 );
             }
         }
+    }
+
+    /// Intents: each id once.
+    fn intents_pass(&mut self) -> Vec<Intent> {
         let mut intents: Vec<Intent> = Vec::new();
-        for intent in self.intents {
+        for intent in std::mem::take(&mut self.intents) {
             if intents.iter().any(|i| i.id == intent.id) {
-                err(&mut diags, &intent.loc, format!("duplicate intent `{}`", intent.id));
+                err(&mut self.diags, &intent.loc, format!("duplicate intent `{}`", intent.id));
             } else {
                 intents.push(intent);
             }
         }
-        if !diags.is_empty() {
-            diags.sort();
-            diags.dedup();
-            return Err(diags);
+        intents
+    }
+}
+
+/// Without `next`, a step leads to the one written after it; the last step ends the flow.
+fn follow_on_steps(flows: &mut BTreeMap<String, Flow>) {
+    for flow in flows.values_mut() {
+        let ids: Vec<String> = flow.steps.iter().map(|s| s.id.clone()).collect();
+        for (i, step) in flow.steps.iter_mut().enumerate() {
+            if step.next.is_none() && step.action.is_none() && i + 1 < ids.len() {
+                step.next = Some(Target { flow: flow.id.clone(), step: ids[i + 1].clone() });
+            }
         }
-        let vocab = Vocabulary { terms, synonyms: self.synonyms, stopwords: self.stopwords, cues: self.cues };
-        let index = super::build_index(&languages, &vocab, &entries, &intents);
-        let content = Content {
-            languages,
-            messages,
-            commands: command_map,
-            flows,
-            intents,
-            vocab,
-            entries,
-            links: self.links,
-            glossary: self.glossary,
-            index,
-        };
-        let diags = if self.skip_self_test { Vec::new() } else { self_test(&content) };
-        if diags.is_empty() { Ok(content) } else { Err(diags) }
     }
 }
 

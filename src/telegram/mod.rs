@@ -424,17 +424,36 @@ where
     }
 }
 
-/// Every two seconds: hands quarantined updates that staff asked to retry to their worker.
+/// Every two seconds: hands quarantined updates that staff asked to retry to their worker. Every
+/// ten minutes: forgets handled updates after two days, and inquiries after `RETENTION_DAYS`.
 async fn scheduler(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut last_prune = 0;
     loop {
         tokio::select! {
             _ = stop.changed() => return Ok(()),
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
+        if now() - last_prune > 600 {
+            last_prune = now();
+            retention(&shared);
+        }
         let retries = shared.store().take_retry_requests();
         for update in retries? {
             tracing::info!(update_id = update.update_id, "retrying a quarantined update");
             dispatch.send(&update);
+        }
+    }
+}
+
+/// Deletes what is kept no longer than it serves: handled updates after two days, inquiries after
+/// `RETENTION_DAYS` when set.
+fn retention(shared: &Shared) {
+    let _ = shared.store().prune_updates(now() - 2 * 24 * 3600);
+    if let Some(days) = shared.config.app.retention_days {
+        match shared.store().purge_inquiries(now() - days * 86_400) {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, days, "retention: old inquiries deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention failed"),
         }
     }
 }

@@ -154,7 +154,6 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
     let mut in_flight: HashSet<i64> = HashSet::new();
     let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     let mut chat_of: HashMap<tokio::task::Id, i64> = HashMap::new();
-    let mut last_prune = 0;
     // Heads read from the outbox and not yet sent (their chat was busy or the limit reached). They
     // stay valid: only this loop sends and removes rows, and a chat's new rows queue behind its head.
     let mut backlog: std::collections::VecDeque<OutboxHead> = std::collections::VecDeque::new();
@@ -187,17 +186,6 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                 deliver(&shared, row.id, row.chat_id, &payload, row.attempts).await;
             });
             chat_of.insert(task.id(), row.chat_id);
-        }
-        if now() - last_prune > 600 {
-            last_prune = now();
-            let _ = shared.store().prune_updates(now() - 2 * 24 * 3600);
-            if let Some(days) = shared.config.app.retention_days {
-                match shared.store().purge_inquiries(now() - days * 86_400) {
-                    Ok(n) if n > 0 => tracing::info!(deleted = n, days, "retention: old inquiries deleted"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "retention failed"),
-                }
-            }
         }
         let idle = if tasks.is_empty() { Duration::from_millis(500) } else { RESCAN_EVERY };
         tokio::select! {

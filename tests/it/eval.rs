@@ -12,9 +12,10 @@ use std::process::Command;
 use crate::support;
 
 /// Floors on the test split: right answers per language, confident wrong answers overall, and
-/// out-of-domain questions declined (measured 2026-12-06: en 82.1, es 87.5, fr 75.4, pt 76.9;
-/// confident wrong 1.7%; 27 of 30 declined).
-const FLOOR_RIGHT: f32 = 72.0;
+/// out-of-domain questions declined (measured 2026-12-06 after the named-document lift: en 82.1,
+/// es 89.1, fr 78.9, pt 78.5; confident wrong 1.7%; 27 of 30 declined; the floor was 72 at en 82.1,
+/// es 87.5, fr 75.4, pt 76.9).
+const FLOOR_RIGHT: f32 = 74.0;
 const CEILING_CONFIDENT_WRONG: f32 = 3.0;
 const FLOOR_OOD_DECLINED: f32 = 0.9;
 
