@@ -300,6 +300,11 @@ CREATE TRIGGER IF NOT EXISTS inquiries_fts_update AFTER UPDATE OF text ON inquir
     INSERT INTO inquiries_fts (rowid, text) VALUES (new.id, new.text);
 END;
 CREATE INDEX IF NOT EXISTS inquiries_inbox ON inquiries ((CASE status WHEN 'needs_human' THEN 0 WHEN 'new' THEN 1 ELSE 2 END), at DESC, id DESC);
+-- Covering indexes, so the statistics and the filtered inbox read narrow index entries instead
+-- of whole rows scattered over the table (measured with benches/web_load.rs on 100,000 inquiries).
+CREATE INDEX IF NOT EXISTS inquiries_stats ON inquiries (at, kind, answered, topic, country, lang);
+CREATE INDEX IF NOT EXISTS inquiries_unanswered ON inquiries (at, text) WHERE kind = 'question' AND answered = 0;
+CREATE INDEX IF NOT EXISTS inquiries_filters ON inquiries (status, lang, country, kind, at);
 "#,
 ];
 

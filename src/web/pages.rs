@@ -650,13 +650,8 @@ pub fn stats_data(app: &App, period: &Period) -> Result<StatsData, StoreError> {
     let mut unanswered: Vec<(String, i64)> = merged.into_iter().filter(|(k, _)| !k.is_empty()).collect();
     unanswered.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     unanswered.truncate(10);
-    Ok(StatsData {
-        days: store.day_counts(since, until)?,
-        topics: store.top_values("topic", since, until, 10)?,
-        unanswered,
-        countries: store.top_values("country", since, until, 10)?,
-        languages: store.top_values("lang", since, until, 10)?,
-    })
+    let (days, topics, countries, languages) = store.stats_pass(since, until, 10)?;
+    Ok(StatsData { days, topics, unanswered, countries, languages })
 }
 
 /// Every day from the first to the last with inquiries (at most the last 400), gaps as zero.

@@ -160,7 +160,7 @@ fn a_backup_opens_and_only_migrate_or_serve_change_an_old_schema() {
     conn.execute_batch(
         "DROP TRIGGER inquiries_fts_insert; DROP TRIGGER inquiries_fts_delete; DROP TRIGGER inquiries_fts_update;
          DROP TABLE web_login_links; DROP TABLE web_sessions; DROP TABLE audit_log; DROP TABLE inquiries_fts;
-         DROP INDEX inquiries_inbox;
+         DROP INDEX inquiries_inbox; DROP INDEX inquiries_stats; DROP INDEX inquiries_unanswered; DROP INDEX inquiries_filters;
          DROP TABLE quarantine; DROP TABLE heartbeat;
          ALTER TABLE updates DROP COLUMN attempts; ALTER TABLE updates DROP COLUMN retry_requested;",
     )
