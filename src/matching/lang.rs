@@ -23,6 +23,9 @@ pub enum Ask {
     /// "Can you lend me", "send me money": a request to the advisor itself, which lends nothing;
     /// declined whatever else the question says.
     Personal,
+    /// "Bitcoin", "visa", "will it rain": a subject the content does not cover, listed in
+    /// `[outside]` of `knowledge/cues.toml`; declined whatever else the question says.
+    Outside,
 }
 
 impl Ask {
@@ -32,6 +35,7 @@ impl Ask {
             Ask::Provider => "provider",
             Ask::Approach => "approach",
             Ask::Personal => "a request to the advisor itself",
+            Ask::Outside => "a subject outside the content",
         }
     }
 }
@@ -45,13 +49,15 @@ pub enum Cue {
     Approach,
     /// "Can you lend me", "me empresta": [`Ask::Personal`], always declined.
     Personal,
+    /// "Bitcoin", "visa pour": [`Ask::Outside`], always declined.
+    Outside,
     /// "The report", "la reunion": a question about the source of the advice, which lifts the
     /// content's document about its source (see `Document::source`); its words stay in the ranking.
     Source,
 }
 
 impl Cue {
-    pub const ALL: [Cue; 4] = [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Source];
+    pub const ALL: [Cue; 5] = [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Outside, Cue::Source];
 
     /// The table that lists them in `knowledge/cues.toml`.
     pub fn name(self) -> &'static str {
@@ -59,6 +65,7 @@ impl Cue {
             Cue::Provider => "provider",
             Cue::Approach => "approach",
             Cue::Personal => "personal",
+            Cue::Outside => "outside",
             Cue::Source => "source",
         }
     }
@@ -72,6 +79,7 @@ pub struct Lang {
     provider_cues: Vec<Vec<String>>,
     approach_cues: Vec<Vec<String>>,
     personal_cues: Vec<Vec<String>>,
+    outside_cues: Vec<Vec<String>>,
     source_cues: Vec<Vec<String>>,
 }
 
@@ -100,6 +108,7 @@ impl Lang {
             provider_cues: Vec::new(),
             approach_cues: Vec::new(),
             personal_cues: Vec::new(),
+            outside_cues: Vec::new(),
             source_cues: Vec::new(),
         };
         for (kind, phrase) in cues {
@@ -111,6 +120,7 @@ impl Lang {
                 Cue::Provider => lang.provider_cues.push(words),
                 Cue::Approach => lang.approach_cues.push(words),
                 Cue::Personal => lang.personal_cues.push(words),
+                Cue::Outside => lang.outside_cues.push(words),
                 Cue::Source => lang.source_cues.push(words),
             }
         }
@@ -140,9 +150,12 @@ impl Lang {
     pub fn ask(&self, words: &[&str]) -> (Ask, Vec<bool>) {
         let mut covered = vec![false; words.len()];
         let mut ask = Ask::General;
-        for (kind, cues) in
-            [(Ask::Personal, &self.personal_cues), (Ask::Provider, &self.provider_cues), (Ask::Approach, &self.approach_cues)]
-        {
+        for (kind, cues) in [
+            (Ask::Personal, &self.personal_cues),
+            (Ask::Outside, &self.outside_cues),
+            (Ask::Provider, &self.provider_cues),
+            (Ask::Approach, &self.approach_cues),
+        ] {
             for cue in cues {
                 if cue.len() > words.len() {
                     continue;

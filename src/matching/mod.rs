@@ -359,7 +359,9 @@ impl Ranking {
         if self.pattern {
             return Match::Answer(self.top[0].0, 1.0);
         }
-        if self.analysis.ask == Ask::Personal {
+        // A request to the advisor itself for money, or a subject the content does not cover
+        // (`[personal]` and `[outside]` of `knowledge/cues.toml`): declined, whatever else it says.
+        if matches!(self.analysis.ask, Ask::Personal | Ask::Outside) {
             return Match::Nothing;
         }
         if let Some(doc) = self.example {
@@ -1415,6 +1417,7 @@ mod tests {
                 ("fr", Cue::Approach, "comment postuler"),
                 ("en", Cue::Personal, "can you lend"),
                 ("en", Cue::Personal, "you lend me"),
+                ("en", Cue::Outside, "bitcoin"),
             ]
             .into_iter()
             .map(|(l, k, p)| (l.to_string(), k, p.to_string()))
@@ -1468,6 +1471,8 @@ mod tests {
         assert_eq!(index.ask("comment postuler pour un pret", "fr"), Ask::Approach);
         assert_eq!(index.ask("bakery loans", "en"), Ask::General);
         assert_eq!(index.ask("can you lend me 100 dollars", "en"), Ask::Personal);
+        assert_eq!(index.ask("should i put my bakery profits in bitcoin", "en"), Ask::Outside);
+        assert_eq!(index.ask("bakery loans for bitcoiners", "en"), Ask::General);
         assert_eq!(index.ask("the bank will not lend me money for the bakery", "en"), Ask::General);
     }
 }
