@@ -4,7 +4,7 @@
 //! a little CSS, no JavaScript. Every sentence a page shows comes from the content's `web_*`
 //! messages (`dialogs/web.toml`), in the viewer's language.
 //!
-//! Signing in: a one-time link (`sme-advisor web login-link USER_ID`, or `/web` in Telegram)
+//! Signing in: a one-time link (`sme-advisor web login-link USER_ID`)
 //! works once, within 10 minutes, for a user who holds a role at that moment, and opens a session:
 //! a random token in an `HttpOnly`, `SameSite=Strict` cookie (`Secure` behind https) that expires
 //! after 12 hours idle, on sign-out, or as soon as the user holds no role. Only hashes of tokens
@@ -182,11 +182,7 @@ pub fn cli(config: &Config, args: WebArgs, lookup: impl Fn(&str) -> Option<Strin
             }
         }
         None => {
-            let extras: Vec<content::ExtraExample> = store
-                .learned_examples()?
-                .into_iter()
-                .map(|l| content::ExtraExample { id: l.id, entry_id: l.entry_id, lang: l.lang, text: l.text })
-                .collect();
+            let extras = store.learned_examples()?;
             let content = content::load_dirs_with(&config.dialogs_dir, &config.knowledge_dir, &extras).map_err(|diags| {
                 let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
                 anyhow::anyhow!("the content has {} problem(s); run `sme-advisor check`:\n{}", diags.len(), lines.join("\n"))
@@ -203,10 +199,7 @@ pub fn cli(config: &Config, args: WebArgs, lookup: impl Fn(&str) -> Option<Strin
                 let listener = tokio::net::TcpListener::bind(settings.listen)
                     .await
                     .with_context(|| format!("WEB_LISTEN: cannot listen on {}", settings.listen))?;
-                eprintln!(
-                    "the web desk is at {}; sign in with a link from `sme-advisor web login-link USER_ID` (or /web in Telegram)",
-                    settings.public_url
-                );
+                eprintln!("the web desk is at {}; sign in with a link from `sme-advisor web login-link USER_ID`", settings.public_url);
                 serve(listener, Arc::new(app), async {
                     let _ = tokio::signal::ctrl_c().await;
                 })
