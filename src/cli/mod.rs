@@ -390,7 +390,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             quiet_panics();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-            runtime.block_on(telegram::serve(serve_config, std::sync::Arc::new(content), store, shutdown_signal()))?;
+            let store = std::sync::Arc::new(std::sync::Mutex::new(store));
+            let base = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(content)));
+            // With WEB_LISTEN set, the web desk runs in the same process, on the same store and content.
+            let web = match lookup("WEB_LISTEN") {
+                Some(_) => {
+                    let web = crate::web::WebSettings::from_lookup(lookup)?;
+                    let listener = std::net::TcpListener::bind(web.listen)
+                        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                        .with_context(|| format!("WEB_LISTEN: cannot listen on {}", web.listen))?;
+                    let app =
+                        crate::web::App::new(store.clone(), base.clone(), &config, &web.public_url, std::sync::Arc::new(crate::clock::now));
+                    Some((listener, std::sync::Arc::new(app)))
+                }
+                None => None,
+            };
+            runtime.block_on(async {
+                if let Some((listener, app)) = web {
+                    let listener = tokio::net::TcpListener::from_std(listener).context("WEB_LISTEN")?;
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::web::serve(listener, app, std::future::pending()).await {
+                            tracing::error!(error = %e, "the web desk stopped");
+                        }
+                    });
+                }
+                telegram::serve_shared(serve_config, base, store, shutdown_signal()).await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Inquiries { command } => desk::inquiries(&config, command),

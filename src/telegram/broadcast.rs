@@ -194,8 +194,9 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
         shared.health.broadcast_beat();
         let content = shared.content();
         if now() - last_housekeeping >= 5 {
-            if last_housekeeping / 3600 != now() / 3600 {
-                // Calls whose deadline passed stop being served as knowledge.
+            if last_housekeeping / 3600 != now() / 3600 || shared.base_changed() {
+                // Calls whose deadline passed stop being served as knowledge; content the web desk
+                // swapped in (an example staff attached) is served.
                 shared.refresh_calls();
             }
             last_housekeeping = now();

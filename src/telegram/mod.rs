@@ -180,11 +180,14 @@ impl Redactor {
 
 struct Shared {
     bot: Bot,
-    /// The content from the files and learned examples.
-    base: std::sync::RwLock<Arc<Content>>,
+    /// The content from the files and learned examples; shared with the web desk when `serve`
+    /// runs it too, which swaps in new content after staff attach an example.
+    base: Arc<std::sync::RwLock<Arc<Content>>>,
+    /// The base the served content was last built from.
+    served_from: Mutex<Arc<Content>>,
     /// What users are served: the base plus the programme calls that are still open.
     content: std::sync::RwLock<Arc<Content>>,
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
     config: ServeConfig,
     redactor: Redactor,
     username: String,
@@ -225,9 +228,16 @@ impl Shared {
         self.refresh_calls();
     }
 
+    /// Whether another front end replaced the base content since it was last served.
+    fn base_changed(&self) -> bool {
+        let base = self.base.read().unwrap_or_else(|e| e.into_inner()).clone();
+        !Arc::ptr_eq(&base, &self.served_from.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Serves the base content plus the programme calls whose deadline has not passed.
     fn refresh_calls(&self) {
         let base = self.base.read().unwrap_or_else(|e| e.into_inner()).clone();
+        *self.served_from.lock().unwrap_or_else(|e| e.into_inner()) = base.clone();
         let open = self.store().open_calls(&broadcast_day(now())).unwrap_or_default();
         let entries: Vec<_> = open
             .iter()
@@ -250,6 +260,18 @@ fn now_ms() -> i64 {
 
 /// Runs the bot until `shutdown` completes; the turn in progress finishes first.
 pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    serve_shared(config, Arc::new(std::sync::RwLock::new(content)), Arc::new(Mutex::new(store)), shutdown).await
+}
+
+/// [`serve`] on a store and content that another front end in the process shares (the web desk):
+/// content it swaps into `base` is served within seconds.
+pub async fn serve_shared(
+    config: ServeConfig,
+    base: Arc<std::sync::RwLock<Arc<Content>>>,
+    store: Arc<Mutex<Store>>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let content = base.read().unwrap_or_else(|e| e.into_inner()).clone();
     let redactor = Redactor(config.token.clone());
     let http = teloxide::net::default_reqwest_settings().timeout(config.api_timeout).build()?;
     // Sends have connections of their own: a connection a send lost is never the one a long poll waits on.
@@ -266,9 +288,10 @@ pub async fn serve(config: ServeConfig, content: Arc<Content>, store: Store, shu
     let n_workers = config.workers.max(1);
     let shared = Arc::new(Shared {
         bot,
-        base: std::sync::RwLock::new(content.clone()),
+        base,
+        served_from: Mutex::new(content.clone()),
         content: std::sync::RwLock::new(content),
-        store: Mutex::new(store),
+        store,
         config: config.clone(),
         redactor,
         username,

@@ -604,3 +604,38 @@ async fn an_agency_creates_previews_tests_schedules_and_cancels_a_call_on_the_we
         assert!(actions.iter().any(|a| a == expected), "{expected} not in {actions:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_web_listen_serves_the_desk_on_the_bots_own_database() {
+    use crate::fake_bot_api::FakeBotApi;
+    use crate::telegram::{Bot, TOKEN, WAIT, wait_text};
+    let api = FakeBotApi::start(TOKEN).await;
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let bot = Bot::start(&api, "web-in-serve", &[("WEB_LISTEN", &addr.to_string()), ("WEB_PUBLIC_URL", &format!("http://{addr}"))]);
+    // A question asked on Telegram is logged in the bot's database.
+    api.push_text(9400, 9400, "en", "where can a small bakery get a loan for an oven");
+    wait_text(&api, 9400, "").await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let mut signed_out = None;
+    for _ in 0..100 {
+        if let Ok(response) = http.get(format!("{base}/inquiries")).send().await {
+            signed_out = Some(response.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(WAIT / 100).await;
+    }
+    assert_eq!(signed_out, Some(401), "serve answers on WEB_LISTEN, and a signed-out visitor is asked to sign in");
+    // A sign-in link made on the same database works on the desk that serve runs.
+    let desk = Desk::on(&bot.dir.join("bot.sqlite3"), sme_advisor::clock::now());
+    let link = desk.link(STAFF).expect("staff hold a role");
+    let path = link.strip_prefix("http://desk.test").unwrap();
+    let response = http.get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let cookie = response.headers().get("set-cookie").expect("a session cookie").to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = http.get(format!("{base}/inquiries")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("small bakery get a loan"), "the desk shows the bot's inquiries: {page}");
+}
