@@ -9,6 +9,7 @@
 
 pub mod broadcast;
 pub mod desk;
+pub mod signin;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -371,6 +371,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 _ => None,
             };
+            let web_public_url = crate::web::WebSettings::from_lookup(lookup)?.public_url;
             let serve_config = telegram::ServeConfig {
                 token: settings.token.clone(),
                 api_url: settings.api_url.as_deref().map(|u| parse("TELOXIDE_API_URL", u)).transpose()?,
@@ -387,6 +388,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     paid_broadcast: config.broadcast_rate > 30.0,
                     ..telegram::limits::Budget::default()
                 },
+                web_public_url,
             };
             quiet_panics();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;

@@ -100,6 +100,8 @@ pub struct ServeConfig {
     pub test_hooks: bool,
     /// Telegram's limits (global, per chat, per group) and whether broadcasts are paid.
     pub budget: limits::Budget,
+    /// The address of the web desk (`WEB_PUBLIC_URL`), for the sign-in links `/web` sends.
+    pub web_public_url: String,
 }
 
 /// Webhook mode: Telegram posts updates to `url`, which reaches this process at `listen`.

@@ -36,6 +36,7 @@ pub(super) async fn handle(shared: &Shared, update_id: i64, turn: &Turn) -> anyh
     let ctx = shared.ctx(&content);
     let mut first: Vec<Out> = Vec::new();
     let outcome = match &turn.input {
+        Input::Command { name, .. } if name == "web" => Some(sign_in_link(shared, &ctx, turn, &lang)?),
         Input::Command { name, args } => match desk::parse_command(name, args, ctx.now) {
             // A content command behind a role (such as /broadcast) opens its flow for those who hold it.
             None => match content.commands.get(name.as_str()).and_then(|c| c.role.as_deref()) {
@@ -76,6 +77,22 @@ pub(super) async fn handle(shared: &Shared, update_id: i64, turn: &Turn) -> anyh
     shared.store().finish_update(update_id, &outgoing, ctx.now)?;
     tracing::info!(update_id, chat = turn.chat_id, "desk update handled");
     Ok(Route::Done)
+}
+
+/// `/web`: a one-time sign-in link to the web desk, for someone who holds a role, in a private chat
+/// only (a link in a group could be used by anyone there).
+fn sign_in_link(shared: &Shared, ctx: &act::Ctx<'_>, turn: &Turn, lang: &str) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::default();
+    if !turn.private {
+        out.refuse(ctx, lang, "desk_web_private", &[]);
+        return Ok(out);
+    }
+    let base = &shared.config.web_public_url;
+    match act::signin::login_link(&mut shared.store(), ctx.admins, base, &turn.user_id.to_string(), ctx.now)? {
+        Some(link) => out.say(ctx, To::Requester, lang, "desk_web_link", &[("link", &link)]),
+        None => out.refuse(ctx, lang, "desk_forbidden", &[]),
+    }
+    Ok(out)
 }
 
 fn forbidden(ctx: &act::Ctx<'_>, lang: &str) -> Outcome {

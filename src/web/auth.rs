@@ -7,33 +7,16 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 
 use super::{App, pages};
 use crate::desk::{Role, Roles};
-use crate::engine::Timestamp;
 use crate::store::{Store, StoreError};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "sme_desk";
 /// Telegram users are the desk's users.
 pub use crate::act::CHANNEL;
-
-/// A new random token: 32 bytes from the operating system, as hex.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system gives random bytes");
-    hex(&bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What is stored instead of a token.
-pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
+pub use crate::act::signin::{login_link, random_token, token_hash};
 
 /// The roles of a user now, read through the act layer (admins from `ADMIN_IDS`, others from the
 /// roles table); only Telegram users hold roles.
@@ -44,24 +27,7 @@ pub fn roles_for(store: &Store, admins: &[i64], channel: &str, id: &str) -> Resu
     crate::act::roles_of(store, admins, id)
 }
 
-pub fn holds_any(roles: Roles) -> bool {
-    roles.staff || roles.agency || roles.admin
-}
-
-/// A one-time sign-in link for a Telegram user who holds a role now; `None` when they hold none.
-pub fn login_link(store: &mut Store, admins: &[i64], base: &str, user_id: &str, now: Timestamp) -> anyhow::Result<Option<String>> {
-    let user_id = user_id.trim();
-    if user_id.is_empty() || !user_id.chars().all(|c| c.is_ascii_digit()) || user_id.len() > 20 {
-        anyhow::bail!("`{user_id}` is not a Telegram user id (a number such as 123456789)");
-    }
-    if !holds_any(roles_for(store, admins, CHANNEL, user_id)?) {
-        return Ok(None);
-    }
-    let token = random_token();
-    store.web_create_login_link(&token_hash(&token), CHANNEL, user_id, now)?;
-    store.audit(&format!("{CHANNEL} {user_id}"), "login_link", user_id, "", now)?;
-    Ok(Some(format!("{}/login/{token}", base.trim_end_matches('/'))))
-}
+pub use crate::act::signin::holds_any;
 
 /// The `Set-Cookie` value of a new session.
 pub fn session_cookie(token: &str, secure: bool) -> String {

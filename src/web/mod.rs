@@ -4,7 +4,7 @@
 //! a little CSS, no JavaScript. Every sentence a page shows comes from the content's `web_*`
 //! messages (`dialogs/web.toml`), in the viewer's language.
 //!
-//! Signing in: a one-time link (`sme-advisor web login-link USER_ID`)
+//! Signing in: a one-time link (`sme-advisor web login-link USER_ID`, or `/web` in Telegram)
 //! works once, within 10 minutes, for a user who holds a role at that moment, and opens a session:
 //! a random token in an `HttpOnly`, `SameSite=Strict` cookie (`Secure` behind https) that expires
 //! after 12 hours idle, on sign-out, or as soon as the user holds no role. Only hashes of tokens
@@ -199,7 +199,10 @@ pub fn cli(config: &Config, args: WebArgs, lookup: impl Fn(&str) -> Option<Strin
                 let listener = tokio::net::TcpListener::bind(settings.listen)
                     .await
                     .with_context(|| format!("WEB_LISTEN: cannot listen on {}", settings.listen))?;
-                eprintln!("the web desk is at {}; sign in with a link from `sme-advisor web login-link USER_ID`", settings.public_url);
+                eprintln!(
+                    "the web desk is at {}; sign in with a link from `sme-advisor web login-link USER_ID` or /web in Telegram",
+                    settings.public_url
+                );
                 serve(listener, Arc::new(app), async {
                     let _ = tokio::signal::ctrl_c().await;
                 })

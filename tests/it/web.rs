@@ -638,4 +638,24 @@ async fn serve_with_web_listen_serves_the_desk_on_the_bots_own_database() {
     let cookie = response.headers().get("set-cookie").expect("a session cookie").to_str().unwrap().split(';').next().unwrap().to_string();
     let page = http.get(format!("{base}/inquiries")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("small bakery get a loan"), "the desk shows the bot's inquiries: {page}");
+
+    // `/web` in Telegram: a link for someone who holds a role, in a private chat only.
+    let staff: i64 = STAFF.parse().unwrap();
+    api.push_text(staff, staff, "en", "/web");
+    wait_text(&api, staff, "sign-in link to the web desk").await;
+    let text = api.messages(staff).last().and_then(|m| m.plain_text.clone()).unwrap();
+    let path = text.split(&base).nth(1).expect("the link is on WEB_PUBLIC_URL").split_whitespace().next().unwrap().to_string();
+    let response = http.get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "the link from /web signs in");
+    assert!(response.headers().get("set-cookie").is_some());
+    let again = http.get(format!("{base}{path}")).send().await.unwrap();
+    assert_ne!(again.status().as_u16(), 200, "a link works once");
+    api.push_text(9401, 9401, "en", "/web");
+    wait_text(&api, 9401, "This command is for staff.").await;
+    assert!(api.messages(9401).iter().all(|m| !m.plain_text.clone().unwrap_or_default().contains("/login/")));
+    const GROUP: i64 = -100_777;
+    api.add_chat(GROUP);
+    api.push_text(GROUP, staff, "en", "/web");
+    wait_text(&api, GROUP, "private chat").await;
+    assert!(api.messages(GROUP).iter().all(|m| !m.plain_text.clone().unwrap_or_default().contains("/login/")), "no link in a group");
 }
