@@ -617,7 +617,10 @@ async fn serve_with_web_listen_serves_the_desk_on_the_bots_own_database() {
     let bot = Bot::start(&api, "web-in-serve", &[("WEB_LISTEN", &addr.to_string()), ("WEB_PUBLIC_URL", &format!("http://{addr}"))]);
     // A question asked on Telegram is logged in the bot's database.
     api.push_text(9400, 9400, "en", "where can a small bakery get a loan for an oven");
-    wait_text(&api, 9400, "").await;
+    api.wait_until("the question is logged", WAIT, |_| {
+        bot.db().query_row("SELECT count(*) FROM inquiries WHERE text LIKE '%small bakery%'", [], |r| r.get::<_, i64>(0)).unwrap_or(0) == 1
+    })
+    .await;
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
     let mut signed_out = None;
