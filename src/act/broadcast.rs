@@ -64,40 +64,41 @@ pub fn reach(ctx: &Ctx<'_>, call: &Call) -> anyhow::Result<usize> {
 /// Schedules a draft (or moves a scheduled call) to `at`; the requester's Telegram chat, if the
 /// request came from there, follows the progress.
 pub fn schedule(ctx: &Ctx<'_>, actor: &Actor, id: i64, at: Timestamp) -> anyhow::Result<Outcome> {
-    let mut out = Outcome::default();
-    let lang = actor.lang.as_str();
-    if !actor.may(Role::Agency) {
-        out.refuse(ctx, lang, "desk_forbidden", &[]);
-        return Ok(out);
-    }
-    let Some(row) = ctx.store().broadcast(id)? else {
-        out.refuse(ctx, lang, "broadcast_not_found", &[("id", &id.to_string())]);
-        return Ok(out);
-    };
-    if ctx.store().schedule_broadcast(id, at, actor.chat)? {
-        out.say(ctx, To::Requester, lang, "broadcast_scheduled", &[("id", &id.to_string()), ("when", &crate::dates::format_time(at))]);
-    } else {
-        out.refuse(ctx, lang, "broadcast_not_draft", &[("id", &id.to_string()), ("status", row.status.name())]);
-    }
-    Ok(out)
+    let when = crate::dates::format_time(at);
+    change(ctx, actor, id, |store| store.schedule_broadcast(id, at, actor.chat), ("broadcast_scheduled", &[("when", &when)]))
 }
 
 /// Cancels a call that has not finished; what was sent stays sent.
 pub fn cancel(ctx: &Ctx<'_>, actor: &Actor, id: i64) -> anyhow::Result<Outcome> {
+    change(ctx, actor, id, |store| store.cancel_broadcast(id, ctx.now), ("broadcast_cancelled", &[]))
+}
+
+/// Changes the state of call `id` for an agency or admin: refused when the call does not exist or
+/// `apply` finds it in a state it cannot change; otherwise the `done` message with the call's id.
+fn change(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    id: i64,
+    apply: impl FnOnce(&mut crate::store::Store) -> Result<bool, crate::store::StoreError>,
+    done: (&str, &[(&str, &str)]),
+) -> anyhow::Result<Outcome> {
     let mut out = Outcome::default();
     let lang = actor.lang.as_str();
+    let id_text = id.to_string();
     if !actor.may(Role::Agency) {
         out.refuse(ctx, lang, "desk_forbidden", &[]);
         return Ok(out);
     }
     let Some(row) = ctx.store().broadcast(id)? else {
-        out.refuse(ctx, lang, "broadcast_not_found", &[("id", &id.to_string())]);
+        out.refuse(ctx, lang, "broadcast_not_found", &[("id", &id_text)]);
         return Ok(out);
     };
-    if ctx.store().cancel_broadcast(id, ctx.now)? {
-        out.say(ctx, To::Requester, lang, "broadcast_cancelled", &[("id", &id.to_string())]);
+    if apply(&mut ctx.store())? {
+        let mut params = vec![("id", id_text.as_str())];
+        params.extend_from_slice(done.1);
+        out.say(ctx, To::Requester, lang, done.0, &params);
     } else {
-        out.refuse(ctx, lang, "broadcast_not_draft", &[("id", &id.to_string()), ("status", row.status.name())]);
+        out.refuse(ctx, lang, "broadcast_not_draft", &[("id", &id_text), ("status", row.status.name())]);
     }
     Ok(out)
 }

@@ -78,33 +78,8 @@ impl Store {
 
     /// Inquiries matching a filter: open ones first (handoffs, then unanswered questions), then newest first.
     pub fn query_inquiries(&self, filter: &InquiryFilter, limit: usize) -> Result<Vec<InquiryRow>, StoreError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM inquiries WHERE 1 = 1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut add = |clause: &str, value: rusqlite::types::Value| {
-            args.push(value);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-        };
-        if let Some(v) = filter.since {
-            add(" AND at >= ?", v.into());
-        }
-        if let Some(v) = filter.until {
-            add(" AND at < ?", v.into());
-        }
-        if let Some(v) = &filter.status {
-            add(" AND status = ?", v.name().to_string().into());
-        }
-        if let Some(v) = &filter.lang {
-            add(" AND lang = ?", v.clone().into());
-        }
-        if let Some(v) = &filter.country {
-            add(" AND country = ?", v.clone().into());
-        }
-        if let Some(v) = &filter.kind {
-            add(" AND kind = ?", v.name().to_string().into());
-        }
-        if filter.open {
-            sql.push_str(" AND status IN ('new', 'needs_human')");
-        }
+        let (clause, args) = super::web::filter_sql(filter, None);
+        let mut sql = format!("SELECT {COLUMNS} FROM inquiries{clause}");
         // The inbox order (handoffs, then unanswered questions, then the rest), read from its index.
         sql.push_str(&format!(" ORDER BY {}, at DESC, id DESC", super::web::INBOX_RANK));
         sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as usize)));

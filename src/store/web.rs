@@ -85,7 +85,7 @@ pub fn fts_query(text: &str) -> Option<String> {
 }
 
 /// The WHERE clause of a filter (and a search), with its arguments.
-fn filter_sql(filter: &InquiryFilter, search: Option<&str>) -> (String, Vec<rusqlite::types::Value>) {
+pub(super) fn filter_sql(filter: &InquiryFilter, search: Option<&str>) -> (String, Vec<rusqlite::types::Value>) {
     let mut sql = String::from(" WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut add = |clause: &str, value: rusqlite::types::Value| {
