@@ -188,6 +188,12 @@ impl Store {
         Ok(())
     }
 
+    /// How many learned examples there are and the newest one's id: changes whenever one is added
+    /// or removed, by this process or another.
+    pub fn learned_fingerprint(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self.conn.row("SELECT count(*), coalesce(max(id), 0) FROM learned_examples", [], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
     pub fn learned_examples(&self) -> Result<Vec<ExtraExample>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT id, entry_id, lang, text FROM learned_examples ORDER BY id")?;
         let rows = stmt.query_map([], |r| Ok(ExtraExample { id: r.get(0)?, entry_id: r.get(1)?, lang: r.get(2)?, text: r.get(3)? }))?;

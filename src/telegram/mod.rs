@@ -449,10 +449,12 @@ where
     }
 }
 
-/// Every two seconds: hands quarantined updates that staff asked to retry to their worker. Every
-/// ten minutes: forgets handled updates after two days, and inquiries after `RETENTION_DAYS`.
+/// Every two seconds: hands quarantined updates that staff asked to retry to their worker, and
+/// picks up examples learned by another process. Every ten minutes: forgets handled updates after
+/// two days, and inquiries after `RETENTION_DAYS`.
 async fn scheduler(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut last_prune = 0;
+    let mut learned = shared.store().learned_fingerprint().ok();
     loop {
         tokio::select! {
             _ = stop.changed() => return Ok(()),
@@ -462,10 +464,37 @@ async fn scheduler(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::Rec
             last_prune = now();
             retention(&shared);
         }
+        let fingerprint = shared.store().learned_fingerprint().ok();
+        if fingerprint.is_some() && fingerprint != learned {
+            learned = fingerprint;
+            let shared = shared.clone();
+            // Loading the content takes a few hundred milliseconds of CPU: not on a runtime thread.
+            tokio::task::spawn_blocking(move || pick_up_learned(&shared)).await?;
+        }
         let retries = shared.store().take_retry_requests();
         for update in retries? {
             tracing::info!(update_id = update.update_id, "retrying a quarantined update");
             dispatch.send(&update);
+        }
+    }
+}
+
+/// The learned examples changed, perhaps in another process (a separately run `sme-advisor web`):
+/// builds the content again with them, as `/reload` would. Content that no longer loads (a file
+/// being edited) is logged and the current content kept.
+fn pick_up_learned(shared: &Shared) {
+    let extras = match shared.store().learned_examples() {
+        Ok(extras) => extras,
+        Err(e) => return tracing::warn!(error = %e, "cannot read the learned examples"),
+    };
+    let (dialogs, knowledge) = (&shared.config.app.dialogs_dir, &shared.config.app.knowledge_dir);
+    match crate::content::load_dirs_with(dialogs, knowledge, &extras) {
+        Ok(content) => {
+            shared.set_content(content);
+            tracing::info!(examples = extras.len(), "learned examples changed; content rebuilt with them");
+        }
+        Err(problems) => {
+            tracing::warn!(problems = problems.len(), "learned examples changed, but the content does not load; the current content stays")
         }
     }
 }

@@ -388,3 +388,37 @@ async fn sigterm_stops_the_bot_cleanly_and_promptly() {
     assert!(exit.success(), "clean exit: {exit:?}\n{}", bot.log());
     assert!(bot.log().contains("stopped"));
 }
+
+/// An example attached by another process (a separately run `sme-advisor web`, which writes the
+/// shared database) reaches the running bot without `/reload`: its scheduler notices the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_example_learned_by_another_process_reaches_the_running_bot() {
+    const QUESTION: &str = "my tailoring shop wants to grow, who helps";
+    const ENTRY_NAME: &str = "Business development services (BDS): what to expect";
+    let api = FakeBotApi::start(TOKEN).await;
+    let bot = Bot::start(&api, "learned-elsewhere", &[]);
+    let chat = 9500;
+    api.push_text(chat, chat, "en", QUESTION);
+    api.wait_until("a first answer", WAIT, |a| !a.messages(chat).is_empty()).await;
+    assert!(!texts(&api, chat).contains(ENTRY_NAME), "before: the question does not reach the entry:\n{}", texts(&api, chat));
+    {
+        let mut store = sme_advisor::store::Store::open(&bot.dir.join("bot.sqlite3")).unwrap();
+        assert!(store.learn("bds-providers", "en", QUESTION, "web 1", sme_advisor::clock::now()).unwrap());
+    }
+    // Ask again until the answer names the entry: the scheduler looks every two seconds, and
+    // loading the content takes a moment in a debug build.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let seen = api.messages(chat).len();
+        api.push_text(chat, chat, "en", QUESTION);
+        api.wait_until("an answer", WAIT, |a| a.messages(chat).len() > seen).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let answer: String = api.messages(chat)[seen..].iter().filter_map(|m| m.plain_text.clone()).collect();
+        if answer.contains(ENTRY_NAME) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the learned example never reached the bot; log:\n{}", bot.log());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(bot.log().contains("content rebuilt"), "the bot says why its content changed");
+}
