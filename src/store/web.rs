@@ -320,6 +320,26 @@ impl Store {
         Ok((days.into_values().collect(), top(topics), top(countries), top(langs)))
     }
 
+    /// The counts of each day of a period that has inquiries, oldest first.
+    pub fn stats_days(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<DayCount>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at / 86400 AS day, count(*), sum(kind = 'question'), sum(kind = 'question' AND answered),
+                    sum(kind = 'handoff'), sum(kind = 'recommendation')
+             FROM inquiries WHERE at >= ?1 AND at < ?2 GROUP BY day ORDER BY day",
+        )?;
+        let rows = stmt.query_map(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)], |r| {
+            Ok(DayCount {
+                day: r.get(0)?,
+                total: r.get(1)?,
+                questions: r.get(2)?,
+                answered: r.get(3)?,
+                handoffs: r.get(4)?,
+                recommendations: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Unanswered question texts in a period with how often each was asked, most first (as
     /// stored; the caller merges phrasings that normalise alike).
     pub fn unanswered_texts(

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::actions::Done;
 use super::auth::{self, Viewer};
-use super::{App, INBOX_PAGE, charts};
+use super::{App, INBOX_PAGE};
+use crate::charts;
 use crate::content::Content;
 use crate::dates::{Period, format_time};
 use crate::desk::{CSV_BOM, CsvRows, Role, Status};
@@ -654,14 +655,6 @@ pub fn stats_data(app: &App, period: &Period) -> Result<StatsData, StoreError> {
     Ok(StatsData { days, topics, unanswered, countries, languages })
 }
 
-/// Every day from the first to the last with inquiries (at most the last 400), gaps as zero.
-fn day_series(days: &[crate::store::DayCount]) -> Vec<crate::store::DayCount> {
-    let (Some(first), Some(last)) = (days.first(), days.last()) else { return Vec::new() };
-    let start = first.day.max(last.day - 399);
-    let mut by_day: HashMap<i64, &crate::store::DayCount> = days.iter().map(|d| (d.day, d)).collect();
-    (start..=last.day).map(|day| by_day.remove(&day).cloned().unwrap_or(crate::store::DayCount { day, ..Default::default() })).collect()
-}
-
 /// A chart with its caption; `None` when there is nothing to draw.
 fn figure(t: &T, key: &str, svg: Option<String>) -> Markup {
     let id = key.replace('_', "-");
@@ -709,14 +702,10 @@ pub async fn stats(State(app): State<Arc<App>>, viewer: Viewer, Query(params): Q
         Ok(d) => d,
         Err(e) => return fail(&app, &viewer)(e),
     };
-    let series = day_series(&data.days);
+    let daily = charts::Daily::of(&data.days);
     let sum = |f: fn(&crate::store::DayCount) -> i64| data.days.iter().map(f).sum::<i64>();
     let (total, questions, answered) = (sum(|d| d.total), sum(|d| d.questions), sum(|d| d.answered));
     let share = if questions == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * answered as f64 / questions as f64) };
-    let label = |d: &crate::store::DayCount| crate::dates::day_of(d.day * 86_400);
-    let per_day: Vec<(String, f64)> = series.iter().map(|d| (label(d), d.total as f64)).collect();
-    let answered_share: Vec<(String, f64)> =
-        series.iter().filter(|d| d.questions > 0).map(|d| (label(d), 100.0 * d.answered as f64 / d.questions as f64)).collect();
     let summary = t.p(
         "web_stats_summary",
         &[
@@ -735,8 +724,8 @@ pub async fn stats(State(app): State<Arc<App>>, viewer: Viewer, Query(params): Q
             p.notice { (t.s("web_stats_none")) }
         } @else {
             div.charts {
-                (figure(&t, "web_chart_per_day", Some(charts::line(&per_day, false, 560))))
-                (figure(&t, "web_chart_answered", (!answered_share.is_empty()).then(|| charts::line(&answered_share, true, 560))))
+                (figure(&t, "web_chart_per_day", Some(charts::line(&daily.per_day, false, 560))))
+                (figure(&t, "web_chart_answered", (!daily.answered_share.is_empty()).then(|| charts::line(&daily.answered_share, true, 560))))
                 (figure(&t, "web_chart_topics", bars(&data.topics)))
                 (figure(&t, "web_chart_unanswered", bars(&data.unanswered)))
                 (figure(&t, "web_chart_countries", bars(&data.countries)))
