@@ -637,8 +637,9 @@ pub struct StatsData {
     pub languages: Vec<(String, i64)>,
 }
 
-/// Reads the statistics of a period: SQL does the counting, so the page costs the same however
-/// many inquiries there are.
+/// Reads the statistics of a period: one pass over the covering index `inquiries_stats` for the
+/// counts, one over the partial index `inquiries_unanswered` for the phrasings (a year of 100,000
+/// inquiries in under 40 ms, see `benches/web_load.rs`).
 pub fn stats_data(app: &App, period: &Period) -> Result<StatsData, StoreError> {
     let store = app.store();
     let (since, until) = (period.since, period.until);
