@@ -13,6 +13,7 @@
 //! - [`telegram`] is the Telegram bot front end (the only module that imports teloxide).
 //! - [`terminal`] is the terminal chat front end; [`config`] reads the environment; [`clock`] reads time;
 //!   [`dates`] parses and formats dates, periods and schedules (with `jiff`), without reading the clock.
+//! - [`charts`] draws the statistics charts with plotters: SVG for the web desk, PNG for Telegram.
 //! - [`web`] is the web desk for staff, agencies and admins (axum, server-rendered HTML).
 //! - `fuzzing` (hidden, behind the `fuzzing` cargo feature that `fuzz/` and the tests enable) drives the
 //!   engine and the loader from arbitrary bytes.
@@ -21,6 +22,7 @@
 
 pub mod act;
 pub mod broadcast;
+pub mod charts;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -91,15 +91,15 @@ pub fn run(ctx: &Ctx<'_>, actor: &Actor, request: Request) -> anyhow::Result<Out
             if quarantined > 0 {
                 out.say(ctx, To::Requester, lang, "desk_quarantine", &[("count", &quarantined.to_string())]);
             }
+            out.notices.extend(stats_chart(ctx, lang, &period)?);
         }
         Request::Export { period } => {
             let rows = period_rows(ctx, &period)?;
             if rows.is_empty() {
                 out.say(ctx, To::Requester, lang, "desk_export_empty", &[]);
             } else {
-                let label: String = period.label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
                 out.notices.push(Notice::Document {
-                    file_name: format!("inquiries-{label}.csv"),
+                    file_name: format!("inquiries-{}.csv", file_label(&period.label)),
                     caption: ctx.content.message("desk_export_caption", lang, &[("count", &rows.len().to_string())]),
                     csv: desk::to_csv(&rows),
                 });
@@ -157,6 +157,35 @@ fn not_found(ctx: &Ctx<'_>, lang: &str, id: i64, out: &mut Outcome) {
 fn period_rows(ctx: &Ctx<'_>, period: &desk::Period) -> anyhow::Result<Vec<InquiryRow>> {
     let filter = InquiryFilter { since: period.since, until: period.until, ..InquiryFilter::default() };
     Ok(ctx.store().query_inquiries(&filter, MAX_ROWS)?)
+}
+
+/// The main chart of a period as a picture: inquiries per day above the share of free questions
+/// answered, from the same per-day counts as the web desk's charts. `None` when the period has no
+/// inquiries, or when drawing fails (logged; the statistics text went out already).
+fn stats_chart(ctx: &Ctx<'_>, lang: &str, period: &desk::Period) -> anyhow::Result<Option<Notice>> {
+    let days = ctx.store().stats_days(period.since, period.until)?;
+    let daily = crate::charts::Daily::of(&days);
+    if daily.is_empty() {
+        return Ok(None);
+    }
+    let message = |key: &str| ctx.content.message(key, lang, &[]);
+    let titles = (message("desk_chart_per_day"), message("desk_chart_answered"));
+    match crate::charts::daily_png(&daily, (&titles.0, &titles.1)) {
+        Ok(png) => Ok(Some(Notice::Photo {
+            file_name: format!("stats-{}.png", file_label(&period.label)),
+            caption: ctx.content.message("desk_chart_caption", lang, &[("period", &period.label)]),
+            png,
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot draw the statistics chart");
+            Ok(None)
+        }
+    }
+}
+
+/// A period's label as part of a file name: letters, digits and dashes.
+fn file_label(label: &str) -> String {
+    label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
 }
 
 /// Attaches an inquiry's text as an example question of an entry, if the content still checks.

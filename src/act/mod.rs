@@ -94,6 +94,12 @@ pub enum Notice {
         caption: String,
         csv: String,
     },
+    /// A picture for the requester (a chart), as PNG bytes, with a plain-text caption.
+    Photo {
+        file_name: String,
+        caption: String,
+        png: Vec<u8>,
+    },
 }
 
 /// What an action did: what to tell whom, and new content to swap in (after a reload or when

@@ -3,6 +3,8 @@
 //!
 //! Tokens are never stored: only their SHA-256 hashes, so a copy of the database signs nobody in.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{Cached, InquiryFilter, InquiryRow, Store, StoreError, desk::COLUMNS, desk::row};
@@ -54,6 +56,47 @@ pub struct DayCount {
     pub answered: i64,
     pub handoffs: i64,
     pub recommendations: i64,
+}
+
+/// The bytes of a text (or blob) value; `None` for NULL and numbers.
+fn bytes(value: rusqlite::types::ValueRef<'_>) -> Option<&[u8]> {
+    match value {
+        rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// Counts of the few distinct values of a column (topics, countries, languages), keyed by their
+/// bytes: a short list searched in order while there are few, a hash map beyond.
+#[derive(Default)]
+struct Tally {
+    few: Vec<(Box<[u8]>, i64)>,
+    many: HashMap<Box<[u8]>, i64>,
+}
+
+impl Tally {
+    const FEW: usize = 12;
+
+    fn bump(&mut self, key: &[u8]) {
+        if let Some(item) = self.few.iter_mut().find(|item| *item.0 == *key) {
+            item.1 += 1;
+        } else if self.few.len() < Self::FEW {
+            self.few.push((key.into(), 1));
+        } else if let Some(n) = self.many.get_mut(key) {
+            *n += 1;
+        } else {
+            self.many.insert(key.into(), 1);
+        }
+    }
+
+    /// The `limit` most frequent, most first, ties by value.
+    fn top(self, limit: usize) -> Vec<(String, i64)> {
+        let mut items: Vec<(String, i64)> =
+            self.few.into_iter().chain(self.many).map(|(k, n)| (String::from_utf8_lossy(&k).into_owned(), n)).collect();
+        items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        items.truncate(limit);
+        items
+    }
 }
 
 /// A page of the inbox: the filters of `inquiries list`, a full-text search, an offset.
@@ -268,7 +311,9 @@ impl Store {
     }
 
     /// Counts per day and the top topics, countries and languages of a period, in one pass over
-    /// the covering index `inquiries_stats` (one read of each inquiry instead of one per chart).
+    /// the covering index `inquiries_stats` in time order (one read of each inquiry instead of one
+    /// per chart). Days come in order, so each row adds to the last day; the few distinct topics,
+    /// countries and languages are counted in small tallies keyed by their bytes.
     #[allow(clippy::type_complexity)]
     pub fn stats_pass(
         &self,
@@ -276,52 +321,64 @@ impl Store {
         until: Option<Timestamp>,
         limit: usize,
     ) -> Result<(Vec<DayCount>, Vec<(String, i64)>, Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
-        use std::collections::{BTreeMap, HashMap};
         let mut stmt = self.conn.prepare_cached(
-            "SELECT at, kind, answered, topic, country, lang FROM inquiries INDEXED BY inquiries_stats WHERE at >= ?1 AND at < ?2",
+            "SELECT at, kind, answered, topic, country, lang FROM inquiries INDEXED BY inquiries_stats
+             WHERE at >= ?1 AND at < ?2 ORDER BY at",
         )?;
         let mut rows = stmt.query(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)])?;
-        let mut days: BTreeMap<i64, DayCount> = BTreeMap::new();
-        let (mut topics, mut countries, mut langs): (HashMap<String, i64>, HashMap<String, i64>, HashMap<String, i64>) = Default::default();
-        let bump = |map: &mut HashMap<String, i64>, key: &str| match map.get_mut(key) {
-            Some(n) => *n += 1,
-            None => {
-                map.insert(key.to_string(), 1);
-            }
-        };
+        let mut days: Vec<DayCount> = Vec::new();
+        let (mut topics, mut countries, mut langs) = (Tally::default(), Tally::default(), Tally::default());
         while let Some(r) = rows.next()? {
-            let at: i64 = r.get(0)?;
-            let day = at.div_euclid(86_400);
-            let d = days.entry(day).or_insert_with(|| DayCount { day, ..DayCount::default() });
+            let day = r.get::<_, i64>(0)?.div_euclid(86_400);
+            if days.last().is_none_or(|d| d.day != day) {
+                days.push(DayCount { day, ..DayCount::default() });
+            }
+            let d = days.last_mut().expect("a day was pushed");
             d.total += 1;
-            match r.get_ref(1)?.as_str().unwrap_or("") {
-                "question" => {
+            match bytes(r.get_ref(1)?) {
+                Some(b"question") => {
                     d.questions += 1;
-                    if r.get::<_, bool>(2)? {
+                    if r.get::<_, i64>(2)? != 0 {
                         d.answered += 1;
                     }
                 }
-                "handoff" => d.handoffs += 1,
-                "recommendation" => d.recommendations += 1,
+                Some(b"handoff") => d.handoffs += 1,
+                Some(b"recommendation") => d.recommendations += 1,
                 _ => {}
             }
-            if let Ok(Some(topic)) = r.get_ref(3)?.as_str_or_null() {
-                bump(&mut topics, topic);
+            if let Some(topic) = bytes(r.get_ref(3)?) {
+                topics.bump(topic);
             }
-            bump(&mut countries, r.get_ref(4)?.as_str_or_null().ok().flatten().unwrap_or("-"));
-            bump(&mut langs, r.get_ref(5)?.as_str().unwrap_or(""));
+            countries.bump(bytes(r.get_ref(4)?).unwrap_or(b"-"));
+            langs.bump(bytes(r.get_ref(5)?).unwrap_or(b""));
         }
-        let top = |map: HashMap<String, i64>| {
-            let mut items: Vec<(String, i64)> = map.into_iter().collect();
-            items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            items.truncate(limit);
-            items
-        };
-        Ok((days.into_values().collect(), top(topics), top(countries), top(langs)))
+        Ok((days, topics.top(limit), countries.top(limit), langs.top(limit)))
     }
 
-    /// Unanswered question texts in a period with how often each was asked, most first (as
-    /// stored; the caller merges phrasings that normalise alike).
+    /// The counts of each day of a period that has inquiries, oldest first.
+    pub fn stats_days(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<DayCount>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at / 86400 AS day, count(*), sum(kind = 'question'), sum(kind = 'question' AND answered),
+                    sum(kind = 'handoff'), sum(kind = 'recommendation')
+             FROM inquiries WHERE at >= ?1 AND at < ?2 GROUP BY day ORDER BY day",
+        )?;
+        let rows = stmt.query_map(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)], |r| {
+            Ok(DayCount {
+                day: r.get(0)?,
+                total: r.get(1)?,
+                questions: r.get(2)?,
+                answered: r.get(3)?,
+                handoffs: r.get(4)?,
+                recommendations: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Unanswered question texts in a period with how often each was asked, most first (lowercased;
+    /// the caller merges phrasings that normalise alike). The texts are read from the partial
+    /// covering index `inquiries_unanswered` and counted in a hash map: cheaper than SQLite's
+    /// `GROUP BY` and `ORDER BY`, which sort every text twice.
     pub fn unanswered_texts(
         &self,
         since: Option<Timestamp>,
@@ -329,13 +386,35 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT lower(text) AS t, count(*) AS n FROM inquiries
-             WHERE at >= ?1 AND at < ?2 AND kind = 'question' AND answered = 0
-             GROUP BY t ORDER BY n DESC, t LIMIT ?3",
+            "SELECT text FROM inquiries INDEXED BY inquiries_unanswered
+             WHERE at >= ?1 AND at < ?2 AND kind = 'question' AND answered = 0",
         )?;
-        let rows =
-            stmt.query_map(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX), limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)])?;
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let Some(text) = bytes(r.get_ref(0)?).and_then(|b| std::str::from_utf8(b).ok()) else { continue };
+            let lowered;
+            let key = if text.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+                lowered = text.to_lowercase();
+                lowered.as_str()
+            } else {
+                text
+            };
+            match counts.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(key.to_string(), 1);
+                }
+            }
+        }
+        let mut items: Vec<(String, i64)> = counts.into_iter().collect();
+        let by_count = |a: &(String, i64), b: &(String, i64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+        if items.len() > limit {
+            items.select_nth_unstable_by(limit, by_count);
+            items.truncate(limit);
+        }
+        items.sort_unstable_by(by_count);
+        Ok(items)
     }
 }
 
@@ -348,6 +427,61 @@ mod tests {
         assert_eq!(fts_query("loan uganda").as_deref(), Some("\"loan\" \"uganda\"*"));
         assert_eq!(fts_query("\"OR\" NEAR(a, b) -x").as_deref(), Some("\"or\" \"near\" \"a\" \"b\" \"x\"*"));
         assert_eq!(fts_query("  ?! "), None);
+    }
+
+    /// Logs an inquiry with the given fields, as the bench does.
+    fn log(store: &Store, at: i64, kind: &str, answered: bool, text: &str, (topic, country, lang): (Option<&str>, Option<&str>, &str)) {
+        store
+            .conn
+            .execute(
+                "INSERT INTO inquiries (at, lang, kind, text, matched, confidence, answered, status, topic, country)
+                 VALUES (?1, ?2, ?3, ?4, '', 0.5, ?5, 'new', ?6, ?7)",
+                params![at, lang, kind, text, answered, topic, country],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn the_stats_pass_counts_days_in_order_and_tallies_every_value() {
+        let store = Store::open_in_memory().unwrap();
+        let day = 86_400;
+        // Logged out of time order, over three days, with more countries than the short tally holds.
+        for i in 0..30 {
+            let country = format!("c{:02}", i % 15);
+            log(&store, 2 * day + i, "question", i % 3 == 0, "q", (Some("financing"), Some(&country), "en"));
+        }
+        log(&store, day + 5, "handoff", true, "h", (Some("bds"), None, "fr"));
+        log(&store, 5, "recommendation", true, "r", (None, Some("c00"), "pt"));
+        log(&store, 3 * day, "question", false, "out of the period", (Some("bds"), Some("c00"), "en"));
+        let (days, topics, countries, langs) = store.stats_pass(Some(0), Some(3 * day), 3).unwrap();
+        let summary: Vec<(i64, i64, i64, i64, i64, i64)> =
+            days.iter().map(|d| (d.day, d.total, d.questions, d.answered, d.handoffs, d.recommendations)).collect();
+        assert_eq!(summary, vec![(0, 1, 0, 0, 0, 1), (1, 1, 0, 0, 1, 0), (2, 30, 30, 10, 0, 0)]);
+        assert_eq!(topics, vec![("financing".to_string(), 30), ("bds".to_string(), 1)]);
+        assert_eq!(countries, vec![("c00".to_string(), 3), ("c01".to_string(), 2), ("c02".to_string(), 2)]);
+        assert_eq!(langs, vec![("en".to_string(), 30), ("fr".to_string(), 1), ("pt".to_string(), 1)]);
+        let (_, _, all, _) = store.stats_pass(None, None, 100).unwrap();
+        assert_eq!(all.len(), 16, "15 countries and the handoff without one: {all:?}");
+        assert_eq!(all.iter().find(|c| c.0 == "-").map(|c| c.1), Some(1));
+        assert_eq!(all.iter().map(|c| c.1).sum::<i64>(), 33);
+        assert_eq!(store.stats_days(Some(0), Some(3 * day)).unwrap(), days, "the SQL per-day counts agree");
+    }
+
+    #[test]
+    fn unanswered_texts_are_counted_case_blind_most_first_within_the_period() {
+        let store = Store::open_in_memory().unwrap();
+        for (at, text, answered) in
+            [(1, "Loan?", false), (2, "loan?", false), (3, "LOAN?", false), (4, "Bank", false), (5, "Ça va", false), (6, "ça va", false)]
+        {
+            log(&store, at, "question", answered, text, (None, None, "en"));
+        }
+        log(&store, 7, "question", true, "answered", (None, None, "en"));
+        log(&store, 8, "handoff", false, "a handoff", (None, None, "en"));
+        log(&store, 100, "question", false, "later", (None, None, "en"));
+        let texts = store.unanswered_texts(Some(0), Some(50), 10).unwrap();
+        assert_eq!(texts, vec![("loan?".to_string(), 3), ("ça va".to_string(), 2), ("bank".to_string(), 1)]);
+        assert_eq!(store.unanswered_texts(None, None, 2).unwrap(), vec![("loan?".to_string(), 3), ("ça va".to_string(), 2)]);
+        assert!(store.unanswered_texts(Some(200), None, 10).unwrap().is_empty());
     }
 
     #[test]

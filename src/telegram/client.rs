@@ -4,7 +4,7 @@
 //! waiting for a reply pays on every failed try. This client posts teloxide's own payload types
 //! as JSON and turns the answer into teloxide's `RequestError`, so the bot's error handling is the
 //! same; the bot's retries add a short backoff with jitter instead. Only the methods the senders
-//! call go through here; documents (rare staff exports) still use teloxide.
+//! call go through here; documents and photos (rare staff exports and charts) still use teloxide.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

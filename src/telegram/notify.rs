@@ -44,6 +44,12 @@ pub fn outgoing(store: &Store, requester_chat: Option<i64>, notices: &[Notice]) 
                     out.push(op.queue(chat));
                 }
             }
+            Notice::Photo { file_name, caption, png } => {
+                if let Some(chat) = requester_chat {
+                    let op = Out::Photo { chat_id: chat, file_name: file_name.clone(), caption: caption.clone(), png: png.clone() };
+                    out.push(op.queue(chat));
+                }
+            }
         }
     }
     Ok(out)

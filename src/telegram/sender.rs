@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use teloxide::payloads::SendDocumentSetters;
+use teloxide::payloads::{SendDocumentSetters, SendPhotoSetters};
 use teloxide::requests::Requester;
 use teloxide::types::{
     CallbackQueryId, ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, LinkPreviewOptions, MessageId, ParseMode,
@@ -123,6 +123,15 @@ pub(super) async fn execute(shared: &Shared, op: &Out, class: Class) -> Result<O
             shared
                 .bot
                 .send_document(ChatId(*chat_id), InputFile::memory(content.clone().into_bytes()).file_name(file_name.clone()))
+                .caption(caption.clone())
+                .await
+                .map(|m| Some(m.id.0))
+        }
+        Out::Photo { chat_id, file_name, caption, png } => {
+            shared.health.gate_waited(class, shared.gate.acquire(*chat_id, class).await);
+            shared
+                .bot
+                .send_photo(ChatId(*chat_id), InputFile::memory(png.clone()).file_name(file_name.clone()))
                 .caption(caption.clone())
                 .await
                 .map(|m| Some(m.id.0))

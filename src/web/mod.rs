@@ -14,11 +14,11 @@
 //! - [`auth`]: tokens, cookies, sessions, the viewer of a request, role and CSRF checks.
 //! - [`pages`]: the handlers and their HTML.
 //! - [`actions`]: the forms that change something, each run through the act layer.
-//! - [`charts`]: the statistics charts as SVG (plotters).
+//!
+//! The charts of `/stats` are drawn by [`crate::charts`], which also draws Telegram's PNG.
 
 pub mod actions;
 pub mod auth;
-pub mod charts;
 pub mod pages;
 
 use std::net::SocketAddr;

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::actions::Done;
 use super::auth::{self, Viewer};
-use super::{App, INBOX_PAGE, charts};
+use super::{App, INBOX_PAGE};
+use crate::charts;
 use crate::content::Content;
 use crate::dates::{Period, format_time};
 use crate::desk::{CSV_BOM, CsvRows, Role, Status};
@@ -636,8 +637,9 @@ pub struct StatsData {
     pub languages: Vec<(String, i64)>,
 }
 
-/// Reads the statistics of a period: SQL does the counting, so the page costs the same however
-/// many inquiries there are.
+/// Reads the statistics of a period: one pass over the covering index `inquiries_stats` for the
+/// counts, one over the partial index `inquiries_unanswered` for the phrasings (a year of 100,000
+/// inquiries in under 40 ms, see `benches/web_load.rs`).
 pub fn stats_data(app: &App, period: &Period) -> Result<StatsData, StoreError> {
     let store = app.store();
     let (since, until) = (period.since, period.until);
@@ -652,14 +654,6 @@ pub fn stats_data(app: &App, period: &Period) -> Result<StatsData, StoreError> {
     unanswered.truncate(10);
     let (days, topics, countries, languages) = store.stats_pass(since, until, 10)?;
     Ok(StatsData { days, topics, unanswered, countries, languages })
-}
-
-/// Every day from the first to the last with inquiries (at most the last 400), gaps as zero.
-fn day_series(days: &[crate::store::DayCount]) -> Vec<crate::store::DayCount> {
-    let (Some(first), Some(last)) = (days.first(), days.last()) else { return Vec::new() };
-    let start = first.day.max(last.day - 399);
-    let mut by_day: HashMap<i64, &crate::store::DayCount> = days.iter().map(|d| (d.day, d)).collect();
-    (start..=last.day).map(|day| by_day.remove(&day).cloned().unwrap_or(crate::store::DayCount { day, ..Default::default() })).collect()
 }
 
 /// A chart with its caption; `None` when there is nothing to draw.
@@ -709,14 +703,10 @@ pub async fn stats(State(app): State<Arc<App>>, viewer: Viewer, Query(params): Q
         Ok(d) => d,
         Err(e) => return fail(&app, &viewer)(e),
     };
-    let series = day_series(&data.days);
+    let daily = charts::Daily::of(&data.days);
     let sum = |f: fn(&crate::store::DayCount) -> i64| data.days.iter().map(f).sum::<i64>();
     let (total, questions, answered) = (sum(|d| d.total), sum(|d| d.questions), sum(|d| d.answered));
     let share = if questions == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * answered as f64 / questions as f64) };
-    let label = |d: &crate::store::DayCount| crate::dates::day_of(d.day * 86_400);
-    let per_day: Vec<(String, f64)> = series.iter().map(|d| (label(d), d.total as f64)).collect();
-    let answered_share: Vec<(String, f64)> =
-        series.iter().filter(|d| d.questions > 0).map(|d| (label(d), 100.0 * d.answered as f64 / d.questions as f64)).collect();
     let summary = t.p(
         "web_stats_summary",
         &[
@@ -735,8 +725,8 @@ pub async fn stats(State(app): State<Arc<App>>, viewer: Viewer, Query(params): Q
             p.notice { (t.s("web_stats_none")) }
         } @else {
             div.charts {
-                (figure(&t, "web_chart_per_day", Some(charts::line(&per_day, false, 560))))
-                (figure(&t, "web_chart_answered", (!answered_share.is_empty()).then(|| charts::line(&answered_share, true, 560))))
+                (figure(&t, "web_chart_per_day", Some(charts::line(&daily.per_day, false, 560))))
+                (figure(&t, "web_chart_answered", (!daily.answered_share.is_empty()).then(|| charts::line(&daily.answered_share, true, 560))))
                 (figure(&t, "web_chart_topics", bars(&data.topics)))
                 (figure(&t, "web_chart_unanswered", bars(&data.unanswered)))
                 (figure(&t, "web_chart_countries", bars(&data.countries)))

@@ -181,6 +181,14 @@ fn allowed_requests_change_what_they_say() {
         export.notices.iter().any(|n| matches!(n, Notice::Document { csv, .. } if csv.lines().count() == 2)),
         "the export holds the header and the one inquiry: {export:?}"
     );
+    // Statistics: the text, then the daily chart as a PNG for the requester, captioned in their language.
+    let stats = run(&store, staff, Request::Stats { period: Period::parse("7d", NOW).unwrap() });
+    assert!(matches!(stats.notices.first(), Some(Notice::Say { to: To::Requester, .. })), "{stats:?}");
+    let Some(Notice::Photo { file_name, caption, png }) = stats.notices.last() else { panic!("no chart: {stats:?}") };
+    assert_eq!((file_name.as_str(), caption.as_str()), ("stats-7d.png", "Inquiries per day and the share of free questions answered, 7d."));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    let empty = run(&store, staff, Request::Stats { period: Period::parse("2020-01-01..2020-01-02", NOW).unwrap() });
+    assert!(!empty.notices.iter().any(|n| matches!(n, Notice::Photo { .. })), "no chart of an empty period");
 }
 
 #[test]

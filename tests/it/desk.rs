@@ -119,8 +119,13 @@ async fn every_privileged_command_and_button_checks_the_role() {
         [format!("k:show:{id}"), format!("k:take:{id}"), format!("k:res:{id}"), "k:inbox:0".into(), format!("k:learn:{id}:genilem")];
     for (who, is_staff, is_admin) in [(user, false, false), (agency, false, false), (staff, true, false), (ADMIN, true, true)] {
         for command in &staff_commands {
+            let photos = api.photos().len();
             let answer = ask(&api, who, command).await;
             assert_eq!(answer == forbidden, !is_staff, "user {who} {command}: {answer}");
+            if is_staff && command.starts_with("/stats") {
+                // The chart follows the text; the next command waits for it.
+                api.wait_until("the chart after the statistics", WAIT, |a| a.photos().len() > photos).await;
+            }
         }
         for command in admin_commands {
             let answer = ask(&api, who, command).await;
@@ -156,16 +161,61 @@ async fn every_privileged_command_and_button_checks_the_role() {
     }
     assert!(ask(&api, ADMIN, "/inquiry 999999").await.contains("no inquiry #999999"));
     // Statistics for the period: counts, share answered, top unanswered phrasings.
+    let photos = api.photos().len();
     let stats = ask(&api, staff, "/stats 7d").await;
     assert!(
         stats.contains("Statistics for 7d") && stats.contains("Top unanswered phrasings: how do i bake sourdough bread (1)"),
         "{stats}"
     );
+    api.wait_until("the chart after the statistics", WAIT, |a| a.photos().len() > photos).await;
     // The export arrives as a CSV document.
     ask(&api, staff, "/export all").await;
     let doc = api.documents().into_iter().find(|d| d.chat_id == staff).expect("a CSV document");
     assert!(doc.file_name.ends_with(".csv"));
     assert!(String::from_utf8(doc.bytes).unwrap().contains("how do I bake sourdough bread"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_stats_come_with_the_daily_chart_as_a_png_in_their_language() {
+    let api = FakeBotApi::start(TOKEN).await;
+    let _bot = start(&api, "stats-chart");
+    let (staff, french_staff, user) = (9501, 9502, 9503);
+    assert!(ask(&api, ADMIN, "/grant 9501 staff").await.contains("now has the role staff"));
+    assert!(ask(&api, ADMIN, "/grant 9502 staff").await.contains("now has the role staff"));
+    ask(&api, user, "how do I bake sourdough bread").await;
+    ask(&api, user, "what is empretec").await;
+    let stats = ask(&api, staff, "/stats 7d").await;
+    assert!(stats.contains("Statistics for 7d"), "{stats}");
+    api.wait_until("the chart of /stats", WAIT, |a| a.photos().iter().any(|p| p.chat_id == staff)).await;
+    // One upload, multipart, after the text, with the caption of dialogs/desk.toml.
+    let calls = api.calls_to("sendPhoto");
+    assert_eq!(calls.len(), 1, "{}", api.dump_calls(10));
+    assert_eq!(calls[0].status, 200);
+    assert_eq!(calls[0].files.len(), 1, "the photo is uploaded as a file part");
+    let photo = api.photos().into_iter().find(|p| p.chat_id == staff).unwrap();
+    let text_at =
+        api.messages(staff).iter().find(|m| m.plain_text.as_deref().is_some_and(|t| t.contains("Statistics for 7d"))).unwrap().message_id;
+    assert!(photo.message_id > text_at, "the chart follows the statistics text");
+    assert_eq!(photo.caption.as_deref(), Some("Inquiries per day and the share of free questions answered, 7d."));
+    assert!(photo.file_name.ends_with(".png"), "{}", photo.file_name);
+    // A valid PNG of the size drawn: the signature, then the IHDR chunk with width and height.
+    assert_eq!(&photo.bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&photo.bytes[12..16], b"IHDR");
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    assert_eq!((be32(&photo.bytes[16..20]), be32(&photo.bytes[20..24])), sme_advisor::charts::PNG_SIZE);
+    assert_eq!(photo.size, Some(sme_advisor::charts::PNG_SIZE));
+    assert!(photo.bytes.ends_with(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]), "the PNG ends with IEND");
+    // A French-speaking staff member gets the caption in French.
+    api.push_text(french_staff, french_staff, "fr", "/stats 7d");
+    api.wait_until("the French chart", WAIT, |a| a.photos().iter().any(|p| p.chat_id == french_staff)).await;
+    let photo = api.photos().into_iter().find(|p| p.chat_id == french_staff).unwrap();
+    assert_eq!(photo.caption.as_deref(), Some("Demandes par jour et part des questions libres avec réponse, 7d."));
+    // A period without inquiries gets the text and no chart.
+    let photos = api.photos().len();
+    let empty = ask(&api, staff, "/stats 2020-01-01..2020-01-02").await;
+    assert!(empty.contains("Inquiries: 0"), "{empty}");
+    assert!(ask(&api, staff, "/inbox").await.contains("Open inquiries"), "the desk goes on, and nothing came between");
+    assert_eq!(api.photos().len(), photos, "no chart for an empty period");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

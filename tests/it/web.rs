@@ -494,6 +494,70 @@ async fn staff_reply_resolve_and_teach_through_the_act_layer_and_every_action_is
     }
 }
 
+#[tokio::test]
+async fn attaching_a_wording_as_an_example_stores_it_answers_it_at_once_and_audits_it() {
+    let desk = Desk::new("learn");
+    let phrase = "who helps a new watch workshop grow";
+    let ids = desk.ask(&[phrase, "what is empretec"]);
+    let (id, clash) = (ids[0], ids[1]);
+    let matched = |content: &Content, user: &str| {
+        let now = desk.now.load(Ordering::SeqCst);
+        let mut store = desk.app.store();
+        store.turn("telegram", user, "en", now, |s| engine::step(content, s, &Input::Text(phrase.to_string()), now)).unwrap();
+        let rows = store.inquiries(10_000).unwrap();
+        rows.into_iter().max_by_key(|r| r.id).map(|r| (r.answered, r.matched)).unwrap()
+    };
+    let before = matched(&desk.app.content(), "70");
+    assert!(!before.1.split(',').any(|m| m == "entry:genilem"), "not answered with Genilem before: {before:?}");
+    let (cookie, csrf) = desk.sign_in(STAFF).await;
+    let (_, page) = desk.get(&format!("/inquiries/{id}"), Some(&cookie)).await;
+    assert!(page.contains(&format!("action=\"/inquiries/{id}/learn\"")), "the unanswered question offers the action: {page}");
+
+    // Refused: an entry that does not exist, and a wording that would steal another entry's
+    // question; nothing is stored and the content stays.
+    let path = format!("/inquiries/{id}/learn");
+    let form = |entry: &str| format!("csrf={csrf}&entry={entry}");
+    let content_before = desk.app.content();
+    let (status, page) = desk.post(&path, Some(&cookie), &form("no-such-entry")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    let (status, page) = desk.post(&format!("/inquiries/{clash}/learn"), Some(&cookie), &form("genilem")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("Not added:"), "the reason is shown: {page}");
+    assert!(desk.app.store().learned_examples().unwrap().is_empty());
+    assert!(Arc::ptr_eq(&content_before, &desk.app.content()), "a refused example changes no content");
+    // Refused for an agency, and without the CSRF token.
+    let (agency, agency_csrf) = desk.sign_in(AGENCY).await;
+    assert_eq!(desk.post(&path, Some(&agency), &format!("csrf={agency_csrf}&entry=genilem")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(desk.post(&path, Some(&cookie), "entry=genilem").await.0, StatusCode::FORBIDDEN);
+    assert!(desk.app.store().learned_examples().unwrap().is_empty());
+
+    // Attached: the page says so, the example is stored with the inquiry's language, the history
+    // shows it, and the same wording is answered with the entry at once.
+    let (status, page) = desk.post(&path, Some(&cookie), &form("genilem")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("as an example question of") && page.contains("It is answered from now on"), "{page}");
+    let learned = desk.app.store().learned_examples().unwrap();
+    assert_eq!(learned.len(), 1);
+    assert_eq!((learned[0].entry_id.as_str(), learned[0].lang.as_str(), learned[0].text.as_str()), ("genilem", "en", phrase));
+    let (_, page) = desk.get(&format!("/inquiries/{id}"), Some(&cookie)).await;
+    assert!(page.contains("learned") && page.contains("genilem"), "the history shows it: {page}");
+    let events = desk.app.store().events(id).unwrap();
+    assert!(events.iter().any(|e| e.kind == "learned" && e.text == "genilem" && e.actor == format!("staff {STAFF}")), "{events:?}");
+    let after = matched(&desk.app.content(), "71");
+    assert!(after.0 && after.1.split(',').next() == Some("entry:genilem"), "answered with Genilem now: {after:?}");
+
+    let audit = desk.app.store().audit_lines(50).unwrap();
+    let lines: Vec<String> = audit.iter().map(|a| format!("{} {} {} {}", a.actor, a.action, a.target, a.detail)).collect();
+    for expected in [
+        format!("staff {STAFF} learn {id} refused"),
+        format!("staff {STAFF} learn {clash} refused"),
+        format!("staff {STAFF} learn {id} done"),
+    ] {
+        assert!(lines.contains(&expected), "{expected} not in {lines:#?}");
+    }
+    assert_eq!(lines.iter().filter(|l| l.ends_with(" done")).count(), 1, "only the one example was attached: {lines:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_written_on_the_web_reaches_the_user_through_telegram_and_their_answer_shows_on_the_page() {
     use crate::fake_bot_api::FakeBotApi;

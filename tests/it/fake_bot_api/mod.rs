@@ -32,7 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
 pub use faults::{FaultStats, Faults, RateLimits};
-pub use state::{BotMessage, Button, Call, CallbackAnswer, ChatAction, IMPLEMENTED, InlineAnswer, SentDocument, UploadedFile};
+pub use state::{
+    BotMessage, Button, Call, CallbackAnswer, ChatAction, IMPLEMENTED, InlineAnswer, SentDocument, SentPhoto, UploadedFile, image_size,
+};
 
 use http::Request;
 use spec::{MethodSpec, spec};
@@ -226,6 +228,11 @@ impl FakeBotApi {
 
     pub fn documents(&self) -> Vec<SentDocument> {
         self.lock().documents()
+    }
+
+    /// Photos the bot sent, in order.
+    pub fn photos(&self) -> Vec<SentPhoto> {
+        self.lock().photos()
     }
 
     /// Edits of inline messages (`inline_message_id`), which the fake only records.

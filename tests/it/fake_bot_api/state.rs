@@ -31,6 +31,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "answerInlineQuery",
     "sendChatAction",
     "sendDocument",
+    "sendPhoto",
     "getChat",
 ];
 
@@ -52,6 +53,8 @@ pub const CHAT_ACTIONS: &[&str] = &[
 pub const NOT_MODIFIED: &str = "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
 pub const QUERY_TOO_OLD: &str = "Bad Request: query is too old and response timeout expired or query ID is invalid";
 const MAX_UPLOAD: usize = 50 * 1024 * 1024;
+/// `sendPhoto`: "The photo must be at most 10 MB in size."
+const MAX_PHOTO_UPLOAD: usize = 10 * 1024 * 1024;
 
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +155,45 @@ pub struct SentDocument {
     pub reference: Option<String>,
     /// Caption as sent (before entity parsing).
     pub caption: Option<String>,
+}
+
+/// A photo the bot uploaded (or sent by file_id/URL: then `bytes` is empty and the size unknown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentPhoto {
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub file_name: String,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+    /// Width and height read from the uploaded image's header.
+    pub size: Option<(u32, u32)>,
+    /// The `photo` parameter when it was not an upload (file_id or URL).
+    pub reference: Option<String>,
+    /// Caption as sent (before entity parsing).
+    pub caption: Option<String>,
+}
+
+/// The width and height of a PNG (from its IHDR chunk) or a baseline/progressive JPEG (from its
+/// SOF marker); `None` for anything else, which Telegram would fail to process.
+pub fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    if bytes.len() >= 24 && bytes.starts_with(b"\x89PNG\r\n\x1a\n") && &bytes[12..16] == b"IHDR" {
+        return Some((be32(&bytes[16..20]), be32(&bytes[20..24])));
+    }
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let mut i = 2;
+        while i + 9 <= bytes.len() && bytes[i] == 0xFF {
+            let marker = bytes[i + 1];
+            let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+            if matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF) {
+                let h = u32::from(u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]));
+                let w = u32::from(u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]));
+                return Some((w, h));
+            }
+            i += 2 + len;
+        }
+    }
+    None
 }
 
 /// The current state of a message in a chat.
@@ -307,6 +349,7 @@ pub struct State {
     inline_answers: Vec<InlineAnswer>,
     chat_actions: Vec<ChatAction>,
     documents: Vec<SentDocument>,
+    photos: Vec<SentPhoto>,
     inline_edits: Vec<Value>,
     faults: Faults,
     rng: XorShift,
@@ -415,6 +458,7 @@ impl State {
             inline_answers: Vec::new(),
             chat_actions: Vec::new(),
             documents: Vec::new(),
+            photos: Vec::new(),
             inline_edits: Vec::new(),
             rng: XorShift::new(faults.seed),
             forced_429_left: faults.forced_429,
@@ -550,6 +594,10 @@ impl State {
 
     pub fn documents(&self) -> Vec<SentDocument> {
         self.documents.clone()
+    }
+
+    pub fn photos(&self) -> Vec<SentPhoto> {
+        self.photos.clone()
     }
 
     pub fn inline_edits(&self) -> Vec<Value> {
@@ -1058,6 +1106,7 @@ impl State {
             "answerInlineQuery" => self.answer_inline_query(params),
             "sendChatAction" => self.send_chat_action(params),
             "sendDocument" => self.send_document(params, files),
+            "sendPhoto" => self.send_photo(params, files),
             "getChat" => {
                 let chat_id = self.resolve_chat(params)?;
                 self.gate(method, params)?;
@@ -1561,6 +1610,106 @@ impl State {
                 reply_markup: params.get("reply_markup").cloned(),
                 raw_caption: caption,
                 document: Some(sent),
+                edit_count: 0,
+            },
+        );
+        Ok(json)
+    }
+
+    /// `sendPhoto`: an upload (multipart, `attach://` part) of at most 10 MB whose width and
+    /// height add up to at most 10000 with a ratio of at most 20, or a file_id/URL; the answer
+    /// carries the photo in two sizes, as Telegram's does.
+    fn send_photo(&mut self, params: &Map<String, Value>, files: &[UploadedFile]) -> Result<Value, Failure> {
+        let chat_id = self.resolve_chat(params)?;
+        let photo = str_param(params, "photo").unwrap_or_default();
+        let (upload, reference, size) = match photo.strip_prefix("attach://") {
+            Some(part) => {
+                let Some(file) = files.iter().find(|f| f.part == part) else {
+                    return Err(bad("Bad Request: there is no photo in the request"));
+                };
+                if file.bytes.is_empty() {
+                    return Err(bad("Bad Request: file must be non-empty"));
+                }
+                if file.bytes.len() > MAX_PHOTO_UPLOAD {
+                    return Err(Failure::new(413, "Request Entity Too Large"));
+                }
+                let Some((w, h)) = image_size(&file.bytes) else {
+                    return Err(bad("Bad Request: IMAGE_PROCESS_FAILED"));
+                };
+                if w == 0 || h == 0 || w + h > 10_000 || w.max(h) > 20 * w.min(h) {
+                    return Err(bad("Bad Request: PHOTO_INVALID_DIMENSIONS"));
+                }
+                (Some(file.clone()), None, Some((w, h)))
+            }
+            None if photo.is_empty() => return Err(bad("Bad Request: there is no photo in the request")),
+            None => (None, Some(photo.to_owned()), None),
+        };
+        let caption = str_param(params, "caption").map(str::to_owned);
+        let parsed_caption = match &caption {
+            Some(caption) => {
+                let parsed = self.parse_text(caption, params, "parse_mode", "caption_entities")?;
+                if parsed.char_len() > 1024 {
+                    return Err(bad("Bad Request: message caption is too long"));
+                }
+                Some(parsed)
+            }
+            None => None,
+        };
+        Self::check_reply_markup(params.get("reply_markup"))?;
+        let reply_to = self.replied_message(chat_id, params)?;
+        self.gate("sendPhoto", params)?;
+        let (w, h) = size.unwrap_or((1280, 720));
+        let mut sizes = Vec::new();
+        for side in [90u32, 1280] {
+            let scale = (f64::from(side) / f64::from(w.max(h))).min(1.0);
+            let (file_id, file_unique_id) = self.file_ids();
+            let mut size = json!({
+                "file_id": file_id,
+                "file_unique_id": file_unique_id,
+                "width": (f64::from(w) * scale).round().max(1.0) as u32,
+                "height": (f64::from(h) * scale).round().max(1.0) as u32,
+            });
+            if let Some(file) = &upload {
+                size["file_size"] = json!((file.bytes.len() as f64 * scale * scale).ceil() as u64);
+            }
+            sizes.push(size);
+        }
+        let (message_id, mut json) = self.new_bot_message(chat_id);
+        json["photo"] = Value::Array(sizes);
+        if let Some(parsed) = parsed_caption {
+            json["caption"] = json!(parsed.text);
+            if !parsed.entities.is_empty() {
+                json["caption_entities"] = Value::Array(parsed.entities);
+            }
+        }
+        if let Some(markup) = normalized_inline_markup(params.get("reply_markup")) {
+            json["reply_markup"] = markup;
+        }
+        if let Some(reply) = reply_to {
+            json["reply_to_message"] = reply;
+        }
+        self.photos.push(SentPhoto {
+            chat_id,
+            message_id,
+            file_name: upload.as_ref().map(|f| f.file_name.clone()).unwrap_or_default(),
+            content_type: upload.as_ref().and_then(|f| f.content_type.clone()),
+            bytes: upload.map(|f| f.bytes).unwrap_or_default(),
+            size,
+            reference,
+            caption: caption.clone(),
+        });
+        self.store_message(
+            chat_id,
+            message_id,
+            StoredMessage {
+                json: json.clone(),
+                from_bot: true,
+                deleted: false,
+                raw_text: None,
+                parse_mode: str_param(params, "parse_mode").map(str::to_owned),
+                reply_markup: params.get("reply_markup").cloned(),
+                raw_caption: caption,
+                document: None,
                 edit_count: 0,
             },
         );

@@ -299,7 +299,7 @@ async fn other_documented_limits() {
 
     // Methods that exist but are not implemented: Boolean ones succeed, others are refused.
     assert_eq!(call(&fake, "setChatTitle", json!({"chat_id": -5, "title": "x"})).await.0, 200);
-    let (status, body) = call(&fake, "sendPhoto", json!({"chat_id": USER, "photo": "file-id"})).await;
+    let (status, body) = call(&fake, "sendVideo", json!({"chat_id": USER, "video": "file-id"})).await;
     assert_eq!(status, 400);
     assert!(description(&body).contains("not implemented in fake"), "{body}");
 }
@@ -664,6 +664,66 @@ async fn builders_produce_spec_valid_updates() {
 }
 
 /// teloxide's own requests and types against the fake: what the real bot will send.
+/// The first bytes of a PNG: signature and IHDR chunk (8-bit RGB), enough for the size to read.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bytes.extend(width.to_be_bytes());
+    bytes.extend(height.to_be_bytes());
+    bytes.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    bytes
+}
+
+#[tokio::test]
+async fn photos_are_uploaded_with_a_readable_size_within_the_documented_limits() {
+    let fake = fake_with_chat().await;
+    let bot = bot(&fake);
+    let chat = ChatId(USER);
+    let sent = bot
+        .send_photo(chat, InputFile::memory(png_header(800, 600)).file_name("chart.png"))
+        .caption("Per day")
+        .await
+        .expect("sendPhoto through teloxide");
+    let sizes = sent.photo().expect("a photo message");
+    assert_eq!(sizes.last().map(|p| (p.width, p.height)), Some((800, 600)));
+    assert!(sizes[0].width <= 90 && sizes[0].height <= 90, "a thumbnail first");
+    assert_eq!(sent.caption(), Some("Per day"));
+    let photos = fake.photos();
+    assert_eq!(photos.len(), 1);
+    assert_eq!((photos[0].size, photos[0].file_name.as_str()), (Some((800, 600)), "chart.png"));
+    assert_eq!(photos[0].bytes, png_header(800, 600));
+    assert_eq!(fake.last_message(USER).and_then(|m| m.caption), Some("Per day".to_owned()));
+    // What Telegram refuses: not an image, dimensions over 10000 in total or a ratio over 20,
+    // no photo at all, a caption over 1024 characters.
+    let refused = |r: Result<Message, RequestError>| match r {
+        Err(RequestError::Api(e)) => e.to_string(),
+        other => panic!("refused expected, got {other:?}"),
+    };
+    let upload = |bytes: Vec<u8>| InputFile::memory(bytes).file_name("x.png");
+    assert!(refused(bot.send_photo(chat, upload(b"%PDF-1.4".to_vec())).await).contains("IMAGE_PROCESS_FAILED"));
+    assert!(refused(bot.send_photo(chat, upload(png_header(6000, 5000))).await).contains("PHOTO_INVALID_DIMENSIONS"));
+    assert!(refused(bot.send_photo(chat, upload(png_header(2100, 100))).await).contains("PHOTO_INVALID_DIMENSIONS"));
+    assert!(refused(bot.send_photo(chat, upload(png_header(10, 10))).caption("x".repeat(1025)).await).contains("caption is too long"));
+    let (status, body) = call(&fake, "sendPhoto", json!({"chat_id": USER})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(fake.photos().len(), 1, "nothing refused was recorded");
+    // A photo by file_id is not an upload: no bytes, no size.
+    let (status, body) = call(&fake, "sendPhoto", json!({"chat_id": USER, "photo": "AgACAgIAAxkBAAIB"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(fake.photos()[1].reference.as_deref(), Some("AgACAgIAAxkBAAIB"));
+    assert!(fake.photos()[1].bytes.is_empty());
+}
+
+#[test]
+fn image_sizes_are_read_from_png_and_jpeg_headers() {
+    assert_eq!(super::image_size(&png_header(412, 915)), Some((412, 915)));
+    // A JPEG: SOI, an APP0 segment, then SOF0 with height 480 and width 640.
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00];
+    jpeg.extend([0xFF, 0xC0, 0x00, 0x11, 0x08, 0x01, 0xE0, 0x02, 0x80, 0x03]);
+    assert_eq!(super::image_size(&jpeg), Some((640, 480)));
+    assert_eq!(super::image_size(b"GIF89a"), None);
+    assert_eq!(super::image_size(&png_header(1, 1)[..20]), None, "a cut header");
+}
+
 #[tokio::test]
 async fn teloxide_bot_round_trip() {
     let fake = FakeBotApi::start(TOKEN).await;
