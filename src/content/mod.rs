@@ -253,6 +253,8 @@ pub const REQUIRED_MESSAGES: &[(&str, &[&str])] = &[
     ("web_reply_sent", &[]),
     ("web_resolve", &[]),
     ("web_learn", &["entry"]),
+    ("web_learn_any_label", &[]),
+    ("web_learn_any_submit", &[]),
     ("web_roles_change", &[]),
     ("web_roles_action", &[]),
     ("web_roles_grant", &[]),

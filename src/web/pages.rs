@@ -481,7 +481,11 @@ pub fn inquiry_page(app: &App, viewer: &Viewer, id: i64, done: &Done) -> Respons
     let explanation = (row.kind == InquiryKind::Question)
         .then(|| content.index.explain(&row.text, &crate::matching::Asker::lang(&row.lang)).trim_end().to_string());
     // A question the bot could not answer well can become an example of an entry it suggested.
-    let learnable: Vec<(String, String)> = if row.kind == InquiryKind::Question && !row.answered {
+    let unanswered_question = row.kind == InquiryKind::Question && !row.answered;
+    let mut all_entries: Vec<(String, String)> =
+        content.entries.iter().map(|e| (e.id.clone(), content.entry_text(e, &viewer.lang).short.clone())).collect();
+    all_entries.sort_by_key(|(_, name)| name.to_lowercase());
+    let learnable: Vec<(String, String)> = if unanswered_question {
         row.matched
             .split(',')
             .filter_map(|m| m.strip_prefix("entry:"))
@@ -539,6 +543,19 @@ pub fn inquiry_page(app: &App, viewer: &Viewer, id: i64, done: &Done) -> Respons
                     input type="hidden" name="csrf" value=(viewer.csrf);
                     input type="hidden" name="entry" value=(entry_id);
                     button type="submit" { (t.p("web_learn", &[("entry", name)])) }
+                }
+            }
+            @if unanswered_question {
+                // Any entry, for a question the matcher declined (it has no candidates to offer).
+                form method="post" action=(format!("/inquiries/{id}/learn")) {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    label for="learn-entry" { (t.s("web_learn_any_label")) }
+                    select id="learn-entry" name="entry" required {
+                        @for (entry_id, name) in &all_entries {
+                            option value=(entry_id) { (name) }
+                        }
+                    }
+                    button type="submit" { (t.s("web_learn_any_submit")) }
                 }
             }
         }

@@ -512,6 +512,10 @@ async fn attaching_a_wording_as_an_example_stores_it_answers_it_at_once_and_audi
     let (cookie, csrf) = desk.sign_in(STAFF).await;
     let (_, page) = desk.get(&format!("/inquiries/{id}"), Some(&cookie)).await;
     assert!(page.contains(&format!("action=\"/inquiries/{id}/learn\"")), "the unanswered question offers the action: {page}");
+    assert!(
+        page.contains("<select id=\"learn-entry\" name=\"entry\" required>") && page.contains("<option value=\"genilem\">"),
+        "any entry can be chosen, also for a question the matcher declined: {page}"
+    );
 
     // Refused: an entry that does not exist, and a wording that would steal another entry's
     // question; nothing is stored and the content stays.
