@@ -909,12 +909,14 @@ pub fn build_index(languages: &[Language], vocab: &Vocabulary, entries: &[Entry]
     let mut documents = Vec::with_capacity(entries.len() + intents.len());
     for (i, entry) in entries.iter().enumerate() {
         let mut texts = Vec::new();
+        let mut shorts: Vec<String> = Vec::new();
         for k in &entry.keywords {
             texts.push((Field::Keywords, None, k.clone()));
         }
         for (lang, t) in &entry.texts {
             let l = Some(lang.clone());
             texts.push((Field::Name, l.clone(), format!("{} . {}", t.name, t.short)));
+            shorts.push(t.short.clone());
             texts.push((Field::Provider, l.clone(), t.provider.clone()));
             texts.push((Field::Summary, l.clone(), t.summary.clone()));
             texts.push((Field::Offers, l.clone(), t.offers.clone()));
@@ -937,6 +939,8 @@ pub fn build_index(languages: &[Language], vocab: &Vocabulary, entries: &[Entry]
             concepts,
             patterns: Vec::new(),
             source: entry.id == SOURCE_ENTRY,
+            general: entry.general,
+            shorts,
         });
     }
     for (i, intent) in intents.iter().enumerate() {
@@ -954,6 +958,8 @@ pub fn build_index(languages: &[Language], vocab: &Vocabulary, entries: &[Entry]
             concepts: Vec::new(),
             patterns: intent.patterns.clone(),
             source: false,
+            general: false,
+            shorts: Vec::new(),
         });
     }
     Index::build(&lexicon, documents)

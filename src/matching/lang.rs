@@ -54,10 +54,14 @@ pub enum Cue {
     /// "The report", "la reunion": a question about the source of the advice, which lifts the
     /// content's document about its source (see `Document::source`); its words stay in the ranking.
     Source,
+    /// "Loan", "formation", "mi negocio": a clear term of the domain, which keeps a short vague
+    /// question about a need in the domain despite a word the content does not know ("a loan for
+    /// my bakery"), where a weak one ("money for my wedding") is declined.
+    Domain,
 }
 
 impl Cue {
-    pub const ALL: [Cue; 5] = [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Outside, Cue::Source];
+    pub const ALL: [Cue; 6] = [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Outside, Cue::Source, Cue::Domain];
 
     /// The table that lists them in `knowledge/cues.toml`.
     pub fn name(self) -> &'static str {
@@ -67,6 +71,7 @@ impl Cue {
             Cue::Personal => "personal",
             Cue::Outside => "outside",
             Cue::Source => "source",
+            Cue::Domain => "domain",
         }
     }
 }
@@ -81,6 +86,7 @@ pub struct Lang {
     personal_cues: Vec<Vec<String>>,
     outside_cues: Vec<Vec<String>>,
     source_cues: Vec<Vec<String>>,
+    domain_cues: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for Lang {
@@ -110,6 +116,7 @@ impl Lang {
             personal_cues: Vec::new(),
             outside_cues: Vec::new(),
             source_cues: Vec::new(),
+            domain_cues: Vec::new(),
         };
         for (kind, phrase) in cues {
             let words: Vec<String> = phrase.split(' ').filter(|w| !w.is_empty()).map(str::to_string).collect();
@@ -122,6 +129,7 @@ impl Lang {
                 Cue::Personal => lang.personal_cues.push(words),
                 Cue::Outside => lang.outside_cues.push(words),
                 Cue::Source => lang.source_cues.push(words),
+                Cue::Domain => lang.domain_cues.push(words),
             }
         }
         lang
@@ -141,13 +149,25 @@ impl Lang {
 
     /// Whether the question asks about the source of the advice (the report, the meeting).
     pub fn about_source(&self, words: &[&str]) -> bool {
-        self.source_cues
-            .iter()
-            .any(|cue| cue.len() <= words.len() && words.windows(cue.len()).any(|w| w.iter().zip(cue).all(|(a, b)| a == b)))
+        Self::any_of(&self.source_cues, words)
+    }
+
+    /// Whether the question uses a clear term of the domain (`[domain]` of `knowledge/cues.toml`).
+    pub fn names_domain(&self, words: &[&str]) -> bool {
+        Self::any_of(&self.domain_cues, words)
+    }
+
+    fn any_of(cues: &[Vec<String>], words: &[&str]) -> bool {
+        cues.iter().any(|cue| cue.len() <= words.len() && words.windows(cue.len()).any(|w| w.iter().zip(cue).all(|(a, b)| a == b)))
     }
 
     /// The question's type from its cue phrases, and which words the cue covers (left out of ranking).
-    pub fn ask(&self, words: &[&str]) -> (Ask, Vec<bool>) {
+    ///
+    /// `asking`, when given, marks the words of the sentences that ask the question of a long
+    /// message: "who runs" or "how do I apply" counts only there ("c'est moi qui gère" in the story
+    /// of a shop does not make its question one about a provider). A request to the advisor itself
+    /// or a subject outside the content counts anywhere.
+    pub fn ask(&self, words: &[&str], asking: Option<&[bool]>) -> (Ask, Vec<bool>) {
         let mut covered = vec![false; words.len()];
         let mut ask = Ask::General;
         for (kind, cues) in [
@@ -161,6 +181,10 @@ impl Lang {
                     continue;
                 }
                 for start in 0..=words.len() - cue.len() {
+                    let anywhere = matches!(kind, Ask::Personal | Ask::Outside);
+                    if !anywhere && asking.is_some_and(|a| !a[start]) {
+                        continue;
+                    }
                     if cue.iter().zip(&words[start..]).all(|(c, w)| c == w) {
                         if ask == Ask::General {
                             ask = kind;
