@@ -28,10 +28,11 @@
 //! the first, `LOAD_LIMITS=1` only the second; `LOAD_FAULTS=1` (one run, limits off unless
 //! `LOAD_LIMITS=1`) answers 10% of sends and edits 502 and drops 2% of their connections.
 //!
-//! `LOAD_THINK_MS` (default 0) makes each user pause that long before each of its steps after the
-//! first: with 50 users and no pause the bot is saturated and a step's latency is mostly its wait
-//! in the queue (Little's law: 50 in flight at N steps a second wait 50/N s on average); with a
-//! pause it is the time the bot takes for the update itself.
+//! `LOAD_THINK_MS` (default 0) makes each user pause about that long before each of its steps
+//! (uniformly between half and one and a half times it; up to once it before the first step, so
+//! the users do not move in lockstep): with 50 users and no pause the bot is saturated and a step's
+//! latency is mostly its wait in the queue (Little's law: 50 in flight at N steps a second wait
+//! 50/N s on average); with a pause it is the time the bot takes for the update itself.
 //!
 //! `LOAD_BOT=bare` runs the same users against a bare teloxide echo bot instead (no storage, no
 //! content; `examples/bare_echo.rs`, build it first with `cargo build --release --example
@@ -169,8 +170,8 @@ impl User {
     /// the update was pushed, since the fake started.
     async fn step(&self, i: usize, pressed: Option<i64>, push: impl FnOnce(&FakeBotApi) -> i64) -> Result<Duration, String> {
         let (api, chat, needle) = (&self.api, self.chat, self.steps[i].1);
-        if i > 0 && !self.think.is_zero() {
-            tokio::time::sleep(self.think).await;
+        if !self.think.is_zero() {
+            tokio::time::sleep(pause(self.think, self.chat, i)).await;
         }
         let first_new_id = api.all_messages(chat).last().map_or(1, |m| m.message_id + 1);
         if let Some(id) = pressed
@@ -203,6 +204,17 @@ impl User {
             Err(_) => Err(format!("chat {chat}: step {} ({}) got no {needle:?} within {STEP_TIMEOUT:?}", i + 1, self.steps[i].0)),
         }
     }
+}
+
+/// The pause before step `i`: with `LOAD_THINK_MS` set, users who act independently rather than in
+/// waves. Each pause is uniform between half and one and a half times the think time, and the
+/// first step waits up to one think time, so 50 users do not all press at the same instant (a
+/// fixed pause keeps them in lockstep, and every wave of 50 updates queues behind itself).
+/// Deterministic per chat and step, so runs are comparable.
+fn pause(think: Duration, chat: i64, i: usize) -> Duration {
+    let mix = ((chat as u64) << 8 ^ i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let unit = (mix >> 11) as f64 / (1u64 << 53) as f64;
+    if i == 0 { think.mul_f64(unit) } else { think.mul_f64(0.5 + unit) }
 }
 
 /// The newest bot message in the chat carrying a button with this label.
