@@ -128,26 +128,30 @@ pub fn run(ctx: &Ctx<'_>, actor: &Actor, request: Request) -> anyhow::Result<Out
             let grants = ctx.store().role_grants(super::CHANNEL)?;
             out.reply(To::Requester, lang, desk::roles(ctx.content, lang, ctx.admins, &grants));
         }
-        Request::Reload => {
-            let extras = ctx.store().learned_examples()?;
-            match load_dirs_with(ctx.dialogs_dir, ctx.knowledge_dir, &extras) {
-                Ok(content) => {
-                    out.say(ctx, To::Requester, lang, "desk_reloaded", &[("entries", &content.entries.len().to_string())]);
-                    out.content = Some(content);
-                }
-                Err(diags) => {
-                    let first: Vec<String> = diags.iter().take(5).map(ToString::to_string).collect();
-                    let (count, problems) = (diags.len().to_string(), first.join("\n"));
-                    out.refuse(ctx, lang, "desk_reload_failed", &[("count", &count), ("problems", &problems)]);
-                }
+        Request::Reload => match rebuild(ctx)? {
+            Ok(content) => {
+                out.say(ctx, To::Requester, lang, "desk_reloaded", &[("entries", &content.entries.len().to_string())]);
+                out.content = Some(content);
             }
-        }
+            Err(diags) => {
+                let first: Vec<String> = diags.iter().take(5).map(ToString::to_string).collect();
+                let (count, problems) = (diags.len().to_string(), first.join("\n"));
+                out.refuse(ctx, lang, "desk_reload_failed", &[("count", &count), ("problems", &problems)]);
+            }
+        },
         Request::BroadcastSend { id, delay_hours } => {
             out = super::broadcast::schedule(ctx, actor, id, ctx.now + delay_hours * 3600)?;
         }
         Request::BroadcastCancel { id } => out = super::broadcast::cancel(ctx, actor, id)?,
     }
     Ok(out)
+}
+
+/// The content files loaded again with every learned example: `/reload`, and the bot's pickup of
+/// examples another process added. The inner error lists what does not check.
+pub fn rebuild(ctx: &Ctx<'_>) -> anyhow::Result<Result<crate::content::Content, Vec<crate::content::Diagnostic>>> {
+    let extras = ctx.store().learned_examples()?;
+    Ok(load_dirs_with(ctx.dialogs_dir, ctx.knowledge_dir, &extras))
 }
 
 fn not_found(ctx: &Ctx<'_>, lang: &str, id: i64, out: &mut Outcome) {

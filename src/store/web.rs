@@ -355,24 +355,10 @@ impl Store {
         Ok((days, topics.top(limit), countries.top(limit), langs.top(limit)))
     }
 
-    /// The counts of each day of a period that has inquiries, oldest first.
+    /// The counts of each day of a period that has inquiries, oldest first (the days of
+    /// [`Store::stats_pass`]).
     pub fn stats_days(&self, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<DayCount>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT at / 86400 AS day, count(*), sum(kind = 'question'), sum(kind = 'question' AND answered),
-                    sum(kind = 'handoff'), sum(kind = 'recommendation')
-             FROM inquiries WHERE at >= ?1 AND at < ?2 GROUP BY day ORDER BY day",
-        )?;
-        let rows = stmt.query_map(params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)], |r| {
-            Ok(DayCount {
-                day: r.get(0)?,
-                total: r.get(1)?,
-                questions: r.get(2)?,
-                answered: r.get(3)?,
-                handoffs: r.get(4)?,
-                recommendations: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(self.stats_pass(since, until, 0)?.0)
     }
 
     /// Unanswered question texts in a period with how often each was asked, most first (lowercased;

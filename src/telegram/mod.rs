@@ -510,19 +510,16 @@ async fn scheduler(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::Rec
 /// builds the content again with them, as `/reload` would. Content that no longer loads (a file
 /// being edited) is logged and the current content kept.
 fn pick_up_learned(shared: &Shared) {
-    let extras = match shared.store().learned_examples() {
-        Ok(extras) => extras,
-        Err(e) => return tracing::warn!(error = %e, "cannot read the learned examples"),
-    };
-    let (dialogs, knowledge) = (&shared.config.app.dialogs_dir, &shared.config.app.knowledge_dir);
-    match crate::content::load_dirs_with(dialogs, knowledge, &extras) {
-        Ok(content) => {
+    let content = shared.content();
+    match crate::act::desk::rebuild(&shared.ctx(&content)) {
+        Ok(Ok(content)) => {
             shared.set_content(content);
-            tracing::info!(examples = extras.len(), "learned examples changed; content rebuilt with them");
+            tracing::info!("learned examples changed; content rebuilt with them");
         }
-        Err(problems) => {
+        Ok(Err(problems)) => {
             tracing::warn!(problems = problems.len(), "learned examples changed, but the content does not load; the current content stays")
         }
+        Err(e) => tracing::warn!(error = %e, "cannot read the learned examples"),
     }
 }
 

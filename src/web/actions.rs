@@ -40,18 +40,7 @@ pub fn run(
     target: &str,
     act: impl FnOnce(&Ctx<'_>, &act::Actor) -> anyhow::Result<Outcome>,
 ) -> anyhow::Result<Done> {
-    let content = app.content();
-    let now = app.now();
-    let ctx = Ctx {
-        store: &app.store,
-        content: &content,
-        admins: &app.admins,
-        dialogs_dir: &app.dialogs_dir,
-        knowledge_dir: &app.knowledge_dir,
-        broadcast_rate: app.broadcast_rate,
-        now,
-    };
-    let outcome = act(&ctx, &viewer.actor())?;
+    let (outcome, now) = with_ctx(app, |ctx| act(ctx, &viewer.actor()).map(|outcome| (outcome, ctx.now)))?;
     if let Some(new) = outcome.content {
         *app.content.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
     }

@@ -1521,29 +1521,36 @@ impl State {
         Ok(json!(true))
     }
 
-    fn send_document(&mut self, params: &Map<String, Value>, files: &[UploadedFile]) -> Result<Value, Failure> {
-        let chat_id = self.resolve_chat(params)?;
-        let document = str_param(params, "document").unwrap_or_default();
-        let (upload, reference) = match document.strip_prefix("attach://") {
+    /// The file of a media parameter (`document`, `photo`): an upload in the part its
+    /// `attach://` names, checked against `max` bytes, or a reference (a file_id or a URL).
+    fn media(
+        params: &Map<String, Value>,
+        files: &[UploadedFile],
+        what: &str,
+        max: usize,
+    ) -> Result<(Option<UploadedFile>, Option<String>), Failure> {
+        let value = str_param(params, what).unwrap_or_default();
+        let missing = || bad(format!("Bad Request: there is no {what} in the request"));
+        match value.strip_prefix("attach://") {
             Some(part) => {
-                let Some(file) = files.iter().find(|f| f.part == part) else {
-                    return Err(bad("Bad Request: there is no document in the request"));
-                };
+                let file = files.iter().find(|f| f.part == part).ok_or_else(missing)?;
                 if file.bytes.is_empty() {
                     return Err(bad("Bad Request: file must be non-empty"));
                 }
-                if file.bytes.len() > MAX_UPLOAD {
+                if file.bytes.len() > max {
                     return Err(Failure::new(413, "Request Entity Too Large"));
                 }
-                (Some(file.clone()), None)
+                Ok((Some(file.clone()), None))
             }
-            None if document.is_empty() => {
-                return Err(bad("Bad Request: there is no document in the request"));
-            }
-            None => (None, Some(document.to_owned())),
-        };
+            None if value.is_empty() => Err(missing()),
+            None => Ok((None, Some(value.to_owned()))),
+        }
+    }
+
+    /// A media message's caption as sent and as parsed (at most 1024 characters of text).
+    fn caption(&self, params: &Map<String, Value>) -> Result<(Option<String>, Option<Parsed>), Failure> {
         let caption = str_param(params, "caption").map(str::to_owned);
-        let parsed_caption = match &caption {
+        let parsed = match &caption {
             Some(caption) => {
                 let parsed = self.parse_text(caption, params, "parse_mode", "caption_entities")?;
                 if parsed.char_len() > 1024 {
@@ -1553,6 +1560,57 @@ impl State {
             }
             None => None,
         };
+        Ok((caption, parsed))
+    }
+
+    /// What a sent media message carries besides its media: the caption, the inline keyboard and
+    /// the message it replies to.
+    fn dress_media(json: &mut Value, caption: Option<Parsed>, params: &Map<String, Value>, reply_to: Option<Value>) {
+        if let Some(parsed) = caption {
+            json["caption"] = json!(parsed.text);
+            if !parsed.entities.is_empty() {
+                json["caption_entities"] = Value::Array(parsed.entities);
+            }
+        }
+        if let Some(markup) = normalized_inline_markup(params.get("reply_markup")) {
+            json["reply_markup"] = markup;
+        }
+        if let Some(reply) = reply_to {
+            json["reply_to_message"] = reply;
+        }
+    }
+
+    /// Keeps a sent media message in its chat.
+    fn store_media(
+        &mut self,
+        chat_id: i64,
+        message_id: i64,
+        json: &Value,
+        params: &Map<String, Value>,
+        caption: Option<String>,
+        document: Option<SentDocument>,
+    ) {
+        self.store_message(
+            chat_id,
+            message_id,
+            StoredMessage {
+                json: json.clone(),
+                from_bot: true,
+                deleted: false,
+                raw_text: None,
+                parse_mode: str_param(params, "parse_mode").map(str::to_owned),
+                reply_markup: params.get("reply_markup").cloned(),
+                raw_caption: caption,
+                document,
+                edit_count: 0,
+            },
+        );
+    }
+
+    fn send_document(&mut self, params: &Map<String, Value>, files: &[UploadedFile]) -> Result<Value, Failure> {
+        let chat_id = self.resolve_chat(params)?;
+        let (upload, reference) = Self::media(params, files, "document", MAX_UPLOAD)?;
+        let (caption, parsed_caption) = self.caption(params)?;
         Self::check_reply_markup(params.get("reply_markup"))?;
         let reply_to = self.replied_message(chat_id, params)?;
         self.gate("sendDocument", params)?;
@@ -1576,18 +1634,7 @@ impl State {
             }
         }
         json["document"] = document_json;
-        if let Some(parsed) = parsed_caption {
-            json["caption"] = json!(parsed.text);
-            if !parsed.entities.is_empty() {
-                json["caption_entities"] = Value::Array(parsed.entities);
-            }
-        }
-        if let Some(markup) = normalized_inline_markup(params.get("reply_markup")) {
-            json["reply_markup"] = markup;
-        }
-        if let Some(reply) = reply_to {
-            json["reply_to_message"] = reply;
-        }
+        Self::dress_media(&mut json, parsed_caption, params, reply_to);
         let sent = SentDocument {
             chat_id,
             message_id,
@@ -1598,21 +1645,7 @@ impl State {
             caption: caption.clone(),
         };
         self.documents.push(sent.clone());
-        self.store_message(
-            chat_id,
-            message_id,
-            StoredMessage {
-                json: json.clone(),
-                from_bot: true,
-                deleted: false,
-                raw_text: None,
-                parse_mode: str_param(params, "parse_mode").map(str::to_owned),
-                reply_markup: params.get("reply_markup").cloned(),
-                raw_caption: caption,
-                document: Some(sent),
-                edit_count: 0,
-            },
-        );
+        self.store_media(chat_id, message_id, &json, params, caption, Some(sent));
         Ok(json)
     }
 
@@ -1621,40 +1654,20 @@ impl State {
     /// carries the photo in two sizes, as Telegram's does.
     fn send_photo(&mut self, params: &Map<String, Value>, files: &[UploadedFile]) -> Result<Value, Failure> {
         let chat_id = self.resolve_chat(params)?;
-        let photo = str_param(params, "photo").unwrap_or_default();
-        let (upload, reference, size) = match photo.strip_prefix("attach://") {
-            Some(part) => {
-                let Some(file) = files.iter().find(|f| f.part == part) else {
-                    return Err(bad("Bad Request: there is no photo in the request"));
-                };
-                if file.bytes.is_empty() {
-                    return Err(bad("Bad Request: file must be non-empty"));
-                }
-                if file.bytes.len() > MAX_PHOTO_UPLOAD {
-                    return Err(Failure::new(413, "Request Entity Too Large"));
-                }
+        let (upload, reference) = Self::media(params, files, "photo", MAX_PHOTO_UPLOAD)?;
+        let size = match &upload {
+            Some(file) => {
                 let Some((w, h)) = image_size(&file.bytes) else {
                     return Err(bad("Bad Request: IMAGE_PROCESS_FAILED"));
                 };
                 if w == 0 || h == 0 || w + h > 10_000 || w.max(h) > 20 * w.min(h) {
                     return Err(bad("Bad Request: PHOTO_INVALID_DIMENSIONS"));
                 }
-                (Some(file.clone()), None, Some((w, h)))
-            }
-            None if photo.is_empty() => return Err(bad("Bad Request: there is no photo in the request")),
-            None => (None, Some(photo.to_owned()), None),
-        };
-        let caption = str_param(params, "caption").map(str::to_owned);
-        let parsed_caption = match &caption {
-            Some(caption) => {
-                let parsed = self.parse_text(caption, params, "parse_mode", "caption_entities")?;
-                if parsed.char_len() > 1024 {
-                    return Err(bad("Bad Request: message caption is too long"));
-                }
-                Some(parsed)
+                Some((w, h))
             }
             None => None,
         };
+        let (caption, parsed_caption) = self.caption(params)?;
         Self::check_reply_markup(params.get("reply_markup"))?;
         let reply_to = self.replied_message(chat_id, params)?;
         self.gate("sendPhoto", params)?;
@@ -1676,18 +1689,7 @@ impl State {
         }
         let (message_id, mut json) = self.new_bot_message(chat_id);
         json["photo"] = Value::Array(sizes);
-        if let Some(parsed) = parsed_caption {
-            json["caption"] = json!(parsed.text);
-            if !parsed.entities.is_empty() {
-                json["caption_entities"] = Value::Array(parsed.entities);
-            }
-        }
-        if let Some(markup) = normalized_inline_markup(params.get("reply_markup")) {
-            json["reply_markup"] = markup;
-        }
-        if let Some(reply) = reply_to {
-            json["reply_to_message"] = reply;
-        }
+        Self::dress_media(&mut json, parsed_caption, params, reply_to);
         self.photos.push(SentPhoto {
             chat_id,
             message_id,
@@ -1698,21 +1700,7 @@ impl State {
             reference,
             caption: caption.clone(),
         });
-        self.store_message(
-            chat_id,
-            message_id,
-            StoredMessage {
-                json: json.clone(),
-                from_bot: true,
-                deleted: false,
-                raw_text: None,
-                parse_mode: str_param(params, "parse_mode").map(str::to_owned),
-                reply_markup: params.get("reply_markup").cloned(),
-                raw_caption: caption,
-                document: None,
-                edit_count: 0,
-            },
-        );
+        self.store_media(chat_id, message_id, &json, params, caption, None);
         Ok(json)
     }
 
