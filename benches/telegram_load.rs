@@ -666,6 +666,15 @@ async fn run(settings: Settings) -> (Option<Figures>, bool) {
         aim(format!("< {AIM_PEAK_MB} MB: {}", peak_mb.map_or("n/a", |v| verdict(v, AIM_PEAK_MB))))
     );
     println!("{:<44} {:>14}", "updates handled (replies seen)", updates);
+    // What the bot asked of the Bot API for those updates: CPU per update depends on it (a bare
+    // echo makes one getUpdates and one sendMessage per update at this pace, fewer polls when busy).
+    let mut per_method: BTreeMap<&str, usize> = BTreeMap::new();
+    for call in &calls {
+        *per_method.entry(call.method.as_str()).or_default() += 1;
+    }
+    let per_update = |n: usize| if updates > 0 { n as f64 / updates as f64 } else { 0.0 };
+    let listed: Vec<String> = per_method.iter().map(|(m, n)| format!("{m} {:.2}", per_update(*n))).collect();
+    println!("{:<44} {:>14.2}   ({})", "Bot API calls per update", per_update(calls.len()), listed.join(", "));
     println!("{:<44} {:>14}", "bot calls refused by the fake (bot_errors)", bot_errors.len());
     let stats = api.fault_stats();
     let messages = calls.iter().filter(|c| c.method.starts_with("send") && c.method != "sendChatAction").count().max(1);

@@ -25,7 +25,7 @@ pub use crate::desk::{Event, InquiryRow, RoleGrant};
 pub use crate::engine::UserId;
 pub use broadcast::{BroadcastRow, Delivered, Delivery, Reminder};
 pub use desk::InquiryFilter;
-pub use ops::Quarantined;
+pub use ops::{Checkpointer, Quarantined};
 pub use web::{AuditLine, DayCount, InboxQuery, LoginOutcome, WebSession};
 
 /// Append-only: never edit a migration that has shipped, add a new one.
@@ -318,6 +318,9 @@ pub enum Migrate {
 
 /// Pages of write-ahead log (4 KiB each, so about 16 MiB) before SQLite copies it into the database.
 pub const WAL_CHECKPOINT_PAGES: i64 = 4000;
+/// With a background [`Checkpointer`], the log is copied by the connection that writes only
+/// past this many pages (about 80 MB): a backstop should the checkpointer stop.
+pub const WAL_BACKSTOP_PAGES: i64 = 20_000;
 
 /// Inquiry texts are kept up to this many characters.
 pub const MAX_STORED_TEXT: usize = 2000;

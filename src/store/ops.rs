@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Cached, IncomingUpdate, Outgoing, Store, StoreError, insert_outgoing};
+use super::{Cached, IncomingUpdate, Outgoing, Store, StoreError, WAL_BACKSTOP_PAGES, insert_outgoing};
 use crate::engine::Timestamp;
 
 /// An update that failed every attempt to handle it, kept aside so it blocks nothing.
@@ -17,7 +17,38 @@ pub struct Quarantined {
     pub at: Timestamp,
 }
 
+/// Copies the write-ahead log into the database file from a connection of its own, so that no
+/// turn pays for the copy and its syncs while holding the store (see
+/// [`Store::checkpoint_in_background`]).
+pub struct Checkpointer {
+    conn: rusqlite::Connection,
+}
+
+impl Checkpointer {
+    /// Copies what the log holds that no reader still needs, without waiting for writers
+    /// (`PASSIVE`); returns the frames in the log and the frames copied so far.
+    pub fn run(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))?)
+    }
+}
+
 impl Store {
+    /// Leaves copying the log to a [`Checkpointer`] on a second connection, run on a timer by the
+    /// caller; this connection copies it itself only past [`WAL_BACKSTOP_PAGES`], should the
+    /// checkpointer stop. `None` for a store in memory, which has no log.
+    pub fn checkpoint_in_background(&mut self) -> Result<Option<Checkpointer>, StoreError> {
+        let Some(path) = self.conn.path().filter(|p| !p.is_empty()).map(std::path::PathBuf::from) else { return Ok(None) };
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
+        Ok(Some(Checkpointer { conn }))
+    }
+
+    /// After how many pages of log this connection copies the log itself.
+    pub fn autocheckpoint_pages(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?)
+    }
+
     /// Counts one more attempt at handling a pending update, durably, before it is tried; `None`
     /// when the update is no longer pending. The count survives a crash, so an update that takes
     /// the whole process down is quarantined after a few restarts instead of looping forever.

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use serde_json::value::RawValue;
 use teloxide::RequestError;
-use teloxide::payloads::{GetUpdatesSetters, SetWebhookSetters};
+use teloxide::payloads::{GetUpdates, GetUpdatesSetters, SetWebhookSetters};
 use teloxide::requests::Requester;
 use teloxide::types::{AllowedUpdate, Update};
 use tokio::sync::watch;
@@ -15,15 +16,39 @@ use crate::store::IncomingUpdate;
 use super::sender::backoff;
 use super::{Dispatch, POLL_TIMEOUT_SECS, Shared, Webhook, inbound, now};
 
-/// Serialises updates for the store, with the chat each belongs to.
-pub(super) fn incoming(updates: &[Update]) -> Vec<IncomingUpdate> {
-    updates
-        .iter()
-        .filter_map(|u| {
-            let payload = serde_json::to_string(u).ok()?;
-            Some(IncomingUpdate { update_id: i64::from(u.id.0), chat_id: inbound::chat_of(u), payload })
-        })
-        .collect()
+/// One update as it arrived: the record the store keeps (its JSON exactly as Telegram sent it) and
+/// the update parsed once, which the worker uses without reading or parsing it again.
+pub(super) struct Received {
+    pub record: IncomingUpdate,
+    /// `None` when teloxide cannot read it: it is still recorded (so its id is acknowledged and it
+    /// is not fetched again), and the worker skips it.
+    pub update: Option<Update>,
+}
+
+/// Reads one update's JSON; `None` only when it has no `update_id` at all.
+pub(super) fn receive(raw: &str) -> Option<Received> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        update_id: i64,
+    }
+    let update = serde_json::from_str::<Update>(raw).ok();
+    let (update_id, chat_id) = match &update {
+        Some(u) => (i64::from(u.id.0), inbound::chat_of(u)),
+        None => (serde_json::from_str::<Id>(raw).ok()?.update_id, 0),
+    };
+    Some(Received { record: IncomingUpdate { update_id, chat_id, payload: raw.to_string() }, update })
+}
+
+/// Stores updates durably, then hands the fresh ones to their workers; an error leaves them
+/// unacknowledged.
+fn record_and_dispatch(shared: &Shared, dispatch: &Dispatch, received: Vec<Received>) -> Result<(), crate::store::StoreError> {
+    let records: Vec<IncomingUpdate> = received.iter().map(|r| r.record.clone()).collect();
+    let fresh = shared.store().record_updates(&records, now())?;
+    shared.health.received(fresh.len());
+    for r in received.into_iter().filter(|r| fresh.contains(&r.record.update_id)) {
+        dispatch.send_received(r);
+    }
+    Ok(())
 }
 
 pub(super) async fn poll_intake(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -34,11 +59,14 @@ pub(super) async fn poll_intake(shared: Arc<Shared>, dispatch: Dispatch, mut sto
     let mut failures = 0u32;
     loop {
         let poll_secs = POLL_TIMEOUT_SECS.min(shared.config.api_timeout.as_secs().saturating_sub(2) as u32);
-        let request = shared.bot.get_updates().offset(offset as i32).timeout(poll_secs).allowed_updates(vec![
+        let payload = GetUpdates::new().offset(offset as i32).timeout(poll_secs).allowed_updates(vec![
             AllowedUpdate::Message,
             AllowedUpdate::CallbackQuery,
             AllowedUpdate::InlineQuery,
         ]);
+        // Each update's JSON is kept as it came: stored verbatim and parsed once (not parsed into
+        // teloxide's types, written back to JSON for the store, and parsed again by the worker).
+        let request = shared.poll_client.call::<_, Vec<Box<RawValue>>>("getUpdates", &payload);
         let result = tokio::select! {
             _ = stop.changed() => return Ok(()),
             r = request => r,
@@ -50,29 +78,24 @@ pub(super) async fn poll_intake(shared: Arc<Shared>, dispatch: Dispatch, mut sto
                 if updates.is_empty() {
                     continue;
                 }
-                let records = incoming(&updates);
+                let received: Vec<Received> = updates.iter().filter_map(|raw| receive(raw.get())).collect();
+                let max = received.iter().map(|r| r.record.update_id).max();
+                let n = received.len();
                 // Durable first; the next getUpdates with a higher offset acknowledges them. If they
                 // cannot be written, the offset stays and Telegram delivers them again.
                 // Bound first: the store's guard must not live through the sleep below.
-                let recorded = shared.store().record_updates(&records, now());
-                let fresh = match recorded {
-                    Ok(fresh) => fresh,
-                    Err(e) => {
-                        failures += 1;
-                        let wait = backoff(failures as i64);
-                        tracing::error!(error = %e, updates = records.len(), retry_in_ms = wait.as_millis() as u64, "cannot record updates; they are not acknowledged and will be fetched again");
-                        tokio::select! {
-                            _ = stop.changed() => return Ok(()),
-                            () = tokio::time::sleep(wait) => {}
-                        }
-                        continue;
+                let recorded = record_and_dispatch(&shared, &dispatch, received);
+                if let Err(e) = recorded {
+                    failures += 1;
+                    let wait = backoff(failures as i64);
+                    tracing::error!(error = %e, updates = n, retry_in_ms = wait.as_millis() as u64, "cannot record updates; they are not acknowledged and will be fetched again");
+                    tokio::select! {
+                        _ = stop.changed() => return Ok(()),
+                        () = tokio::time::sleep(wait) => {}
                     }
-                };
-                shared.health.received(fresh.len());
-                for r in records.iter().filter(|r| fresh.contains(&r.update_id)) {
-                    dispatch.send(r);
+                    continue;
                 }
-                if let Some(max) = updates.iter().map(|u| i64::from(u.id.0)).max() {
+                if let Some(max) = max {
                     offset = offset.max(max + 1);
                 }
             }
@@ -119,20 +142,12 @@ pub(super) async fn webhook_intake(
             if given != Some(secret.expose()) {
                 return StatusCode::UNAUTHORIZED;
             }
-            let Ok(update) = serde_json::from_slice::<Update>(&body) else {
+            let Some(received) = std::str::from_utf8(&body).ok().and_then(receive) else {
                 tracing::warn!("webhook received a body that is not an update");
                 return StatusCode::OK;
             };
-            let records = incoming(std::slice::from_ref(&update));
-            let recorded = shared.store().record_updates(&records, now());
-            match recorded {
-                Ok(fresh) => {
-                    shared.health.received(fresh.len());
-                    for r in records.iter().filter(|r| fresh.contains(&r.update_id)) {
-                        dispatch.send(r);
-                    }
-                    StatusCode::OK
-                }
+            match record_and_dispatch(&shared, &dispatch, vec![received]) {
+                Ok(()) => StatusCode::OK,
                 Err(e) => {
                     // Not recorded: let Telegram deliver it again.
                     tracing::error!(error = %e, "cannot record an update");
@@ -151,4 +166,28 @@ pub(super) async fn webhook_intake(
         .await
         .context("the webhook server failed")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_is_stored_as_it_came_and_parsed_once() {
+        let raw = r#"{"update_id":9,"message":{"message_id":1,"date":1,"chat":{"id":42,"type":"private","first_name":"A"},"from":{"id":42,"is_bot":false,"first_name":"A"},"text":"hi","some_future_field":{"x":1}}}"#;
+        let received = receive(raw).expect("an update");
+        assert_eq!(received.record.payload, raw, "verbatim, unknown fields included");
+        assert_eq!((received.record.update_id, received.record.chat_id), (9, 42));
+        assert!(received.update.is_some());
+        // A kind teloxide does not know is recorded, with no chat.
+        let odd = r#"{"update_id":10,"message":{"message_id":"not a number"}}"#;
+        let received = receive(odd).expect("recorded anyway");
+        assert_eq!((received.record.update_id, received.record.chat_id), (10, 0));
+        // teloxide cannot read it at all (its ids are 32-bit), but its id is kept so it is
+        // acknowledged and not fetched again; the worker skips it.
+        let received = receive(r#"{"update_id":5000000000,"message":{}}"#).expect("recorded anyway");
+        assert_eq!((received.record.update_id, received.update.is_none()), (5_000_000_000, true));
+        assert!(receive(r#"{"message":{}}"#).is_none(), "no id, nothing to acknowledge");
+        assert!(receive("[1,2]").is_none());
+    }
 }

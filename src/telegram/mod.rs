@@ -76,6 +76,8 @@ const POLL_TIMEOUT_SECS: u32 = 10;
 const MAX_ATTEMPTS: i64 = 12;
 /// Attempts at handling one update before it is quarantined.
 pub const MAX_TURN_ATTEMPTS: i64 = 3;
+/// How often the database's log is copied into the database file, off the runtime threads.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// A supervised task that fails more often than this within a minute stops the bot.
 pub const MAX_RESTARTS: usize = 5;
 
@@ -224,6 +226,8 @@ struct Shared {
     health: health::Health,
     /// The calls that send, without teloxide's ten-second sleep after a 5xx.
     client: client::Client,
+    /// The long poll, on connections of its own; it reads each update's JSON as it came.
+    poll_client: client::Client,
     /// Telegram's limits, honoured before every call that sends.
     gate: Gate,
 }
@@ -306,6 +310,7 @@ pub async fn serve_shared(
     // Sends have connections of their own: a connection a send lost is never the one a long poll waits on.
     let send_http = teloxide::net::default_reqwest_settings().timeout(config.api_timeout).build()?;
     let sending = client::Client::new(send_http, config.api_url.clone(), config.token.expose());
+    let poll_client = client::Client::new(http.clone(), config.api_url.clone(), config.token.expose());
     let mut bot = Bot::with_client(config.token.expose(), http);
     if let Some(url) = &config.api_url {
         bot = bot.set_api_url(url.clone());
@@ -327,6 +332,7 @@ pub async fn serve_shared(
         wake_sender: Notify::new(),
         health: health::Health::new(n_workers, config.webhook.is_none(), config.stuck_after),
         client: sending,
+        poll_client,
         gate: Gate::new(config.budget.clone()),
     });
     shared.refresh_calls();
@@ -344,7 +350,7 @@ pub async fn serve_shared(
     // Workers, one queue each; a chat always maps to the same worker.
     let mut queues = Vec::new();
     for index in 0..n_workers {
-        let (tx, rx) = mpsc::unbounded_channel::<i64>();
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
         queues.push(tx);
         let queue = Arc::new(tokio::sync::Mutex::new(rx));
         let (s, stop) = (shared.clone(), stop_rx.clone());
@@ -376,6 +382,10 @@ pub async fn serve_shared(
             Ok(())
         }
     }));
+    if let Some(checkpointer) = shared.store().checkpoint_in_background()? {
+        let (c, stop) = (Arc::new(Mutex::new(checkpointer)), stop_rx.clone());
+        tasks.spawn(supervise("checkpointer".into(), shared.clone(), stop_rx.clone(), move || checkpoints(c.clone(), stop.clone())));
+    }
     let (s, d, stop) = (shared.clone(), dispatch.clone(), stop_rx.clone());
     tasks.spawn(supervise("scheduler".into(), shared.clone(), stop_rx.clone(), move || scheduler(s.clone(), d.clone(), stop.clone())));
     let (s, d, stop) = (shared.clone(), dispatch.clone(), stop_rx.clone());
@@ -506,6 +516,24 @@ async fn scheduler(shared: Arc<Shared>, dispatch: Dispatch, mut stop: watch::Rec
     }
 }
 
+/// Copies the database's write-ahead log into the database file every [`CHECKPOINT_EVERY`], on a
+/// blocking thread with a connection of its own: the copy and its syncs (milliseconds) used to
+/// happen inside whichever turn's commit crossed the log's limit, with the store held.
+async fn checkpoints(checkpointer: Arc<Mutex<crate::store::Checkpointer>>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        let c = checkpointer.clone();
+        match tokio::task::spawn_blocking(move || c.lock().unwrap_or_else(|e| e.into_inner()).run()).await? {
+            Ok((log, copied)) => tracing::debug!(log, copied, "checkpoint"),
+            // The writing connection copies the log itself past its backstop.
+            Err(e) => tracing::warn!(error = %e, "cannot copy the database log; trying again"),
+        }
+    }
+}
+
 /// The learned examples changed, perhaps in another process (a separately run `sme-advisor web`):
 /// builds the content again with them, as `/reload` would. Content that no longer loads (a file
 /// being edited) is logged and the current content kept.
@@ -536,15 +564,33 @@ fn retention(shared: &Shared) {
     }
 }
 
+/// An update for a worker: its id, and the update itself when it was just received (parsed once
+/// at intake); without it (recorded before a restart, or a retry) the worker reads the record.
+struct Job {
+    update_id: i64,
+    received: Option<Box<teloxide::types::Update>>,
+}
+
 #[derive(Clone)]
 struct Dispatch {
-    queues: Vec<mpsc::UnboundedSender<i64>>,
+    queues: Vec<mpsc::UnboundedSender<Job>>,
 }
 
 impl Dispatch {
+    /// A recorded update, by id.
     fn send(&self, update: &IncomingUpdate) {
-        let i = (update.chat_id.unsigned_abs() % self.queues.len() as u64) as usize;
-        let _ = self.queues[i].send(update.update_id);
+        self.queue(update.chat_id, Job { update_id: update.update_id, received: None });
+    }
+
+    /// An update just received and recorded, handed over parsed.
+    fn send_received(&self, received: intake::Received) {
+        let job = Job { update_id: received.record.update_id, received: received.update.map(Box::new) };
+        self.queue(received.record.chat_id, job);
+    }
+
+    fn queue(&self, chat_id: i64, job: Job) {
+        let i = (chat_id.unsigned_abs() % self.queues.len() as u64) as usize;
+        let _ = self.queues[i].send(job);
     }
 }
 

@@ -16,22 +16,22 @@ use super::inbound::{self, Inbound};
 use super::inline::inline_results;
 use super::render::{self, Message};
 use super::sender::backoff;
-use super::{CHANNEL, MAX_TURN_ATTEMPTS, Out, Shared, broadcast, now, staff};
+use super::{CHANNEL, Job, MAX_TURN_ATTEMPTS, Out, Shared, broadcast, now, staff};
 
 pub(super) async fn worker(
     shared: Arc<Shared>,
     index: usize,
-    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<i64>>>,
+    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut queue = queue.lock().await;
-    while let Some(update_id) = queue.recv().await {
+    while let Some(job) = queue.recv().await {
         if *stop.borrow() {
             // Left for the next start: it stays pending in the database.
             break;
         }
         shared.health.worker_busy(index, true);
-        run_update(&shared, update_id, &stop).await;
+        run_update(&shared, job, &stop).await;
         shared.health.worker_busy(index, false);
     }
     Ok(())
@@ -41,13 +41,32 @@ pub(super) async fn worker(
 /// (full or read-only disk) may pass: the update is tried again, and the chat's later updates
 /// wait behind it. Any other failure is retried up to [`MAX_TURN_ATTEMPTS`] times, then the update
 /// is quarantined.
-pub(super) async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watch::Receiver<bool>) {
+pub(super) async fn run_update(shared: &Arc<Shared>, job: Job, stop: &watch::Receiver<bool>) {
+    let Job { update_id, received } = job;
+    let mut update: Option<Update> = received.map(|u| *u);
     let mut storage_failures = 0;
     loop {
-        // Counted and read in one statement: the handler needs no second read of the row.
-        let begun = shared.store().begin_update(update_id);
-        let (attempt, record) = match begun {
-            Ok(Some(begun)) => begun,
+        // The attempt is counted before the update is handled, so an update that kills the
+        // process is known at the next start. An update just received is in hand, parsed; one
+        // recorded earlier is read with its count, in the same statement.
+        let begun = match &update {
+            Some(_) => shared.store().begin_attempt(update_id).map(|a| a.map(|a| (a, None))),
+            None => shared.store().begin_update(update_id).map(|b| b.map(|(a, record)| (a, Some(record)))),
+        };
+        let attempt = match begun {
+            Ok(Some((attempt, record))) => {
+                if let Some(record) = record {
+                    match serde_json::from_str::<Update>(&record.payload) {
+                        Ok(parsed) => update = Some(parsed),
+                        Err(_) => {
+                            tracing::warn!(update_id, "a recorded update does not parse; skipped");
+                            let _ = shared.store().finish_update(update_id, &[], now());
+                            return;
+                        }
+                    }
+                }
+                attempt
+            }
             Ok(None) => return,
             Err(e) => {
                 storage_failures += 1;
@@ -66,7 +85,8 @@ pub(super) async fn run_update(shared: &Arc<Shared>, update_id: i64, stop: &watc
         let started = crate::clock::instant();
         // In place rather than in a task of its own: a panic unwinds to here, the turn's
         // transaction rolls back as it drops, and no thread hand-off is added to every update.
-        let outcome = std::panic::AssertUnwindSafe(handle(shared, &record)).catch_unwind().await;
+        let Some(parsed) = update.as_ref() else { return };
+        let outcome = std::panic::AssertUnwindSafe(handle(shared, update_id, parsed)).catch_unwind().await;
         let error = match outcome {
             Ok(Ok(())) => {
                 shared.health.handled(started.elapsed());
@@ -157,14 +177,8 @@ pub(super) fn apology(shared: &Shared, record: &IncomingUpdate) -> Option<Outgoi
     Some(Out::send(record.chat_id, Message { text, keyboard: Vec::new() }).queue(record.chat_id))
 }
 
-pub(super) async fn handle(shared: &Shared, record: &IncomingUpdate) -> anyhow::Result<()> {
-    let update_id = record.update_id;
-    let Ok(update) = serde_json::from_str::<Update>(&record.payload) else {
-        tracing::warn!(update_id, "a recorded update no longer parses; skipped");
-        shared.store().finish_update(update_id, &[], now())?;
-        return Ok(());
-    };
-    match inbound::read(&update, &shared.username) {
+pub(super) async fn handle(shared: &Shared, update_id: i64, update: &Update) -> anyhow::Result<()> {
+    match inbound::read(update, &shared.username) {
         Inbound::Ignore => {
             shared.store().finish_update(update_id, &[], now())?;
         }

@@ -210,3 +210,27 @@ fn migration_8_rebuilds_tables_with_checks_and_keeps_every_row_and_reference() {
     let events: i64 = conn.query_row("SELECT count(*) FROM inquiry_events", [], |r| r.get(0)).unwrap();
     assert_eq!(events, 0, "deleting an inquiry still deletes its history");
 }
+
+#[test]
+fn the_log_is_copied_by_a_checkpointer_of_its_own_not_inside_a_turn() {
+    let dir = std::env::temp_dir().join(format!("sme-advisor-checkpoint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("db.sqlite3");
+    let mut store = Store::open(&path).unwrap();
+    let checkpointer = store.checkpoint_in_background().unwrap().expect("a file has a log to copy");
+    assert_eq!(store.autocheckpoint_pages().unwrap(), sme_advisor::store::WAL_BACKSTOP_PAGES, "turns copy the log only past the backstop");
+    for (i, t) in ["Financing", "Uganda", "Mining", "Small (10 to 49 people)"].into_iter().enumerate() {
+        say(&mut store, "u1", text(t), i as i64);
+    }
+    let (log, copied) = checkpointer.run().unwrap();
+    assert!(log > 0, "the turns are in the log");
+    assert_eq!(copied, log, "with no reader in the way, all of it is copied");
+    // Nothing new: nothing to copy, and the next turn writes the log from its start again.
+    say(&mut store, "u1", text("hello"), 9);
+    let (again, _) = checkpointer.run().unwrap();
+    assert!(again < log, "the log restarted after the copy ({again} frames, before {log})");
+    drop(store);
+    drop(checkpointer);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(Store::open_in_memory().unwrap().checkpoint_in_background().unwrap().is_none(), "no log in memory");
+}
