@@ -279,13 +279,14 @@ pub(super) fn input_kind(input: &Input) -> &'static str {
     }
 }
 
-/// The operations a turn queues: answer the button press, then the replies; a menu the user tapped
-/// through is edited in place instead of sent again.
+/// The operations a turn queues: the replies, with the button press answered right after the first
+/// of them; a menu the user tapped through is edited in place instead of sent again.
+///
+/// The answer comes second because a chat's operations go out one at a time: the reply reaches the
+/// user one round trip to Telegram sooner, and the button's progress bar, which the answer stops,
+/// lasts until the reply is there instead of stopping while the user still waits for it.
 pub fn outgoing(turn: &inbound::Turn, step: &engine::Step) -> Vec<Outgoing> {
     let mut ops = Vec::new();
-    if let Some(callback) = &turn.callback {
-        ops.push(Out::AnswerCallback { id: callback.id.clone() });
-    }
     let messages = render::join(step.replies.iter().flat_map(render::render).filter(|m| !m.text.is_empty()).collect());
     let edit_target = match (&turn.callback, &turn.input) {
         (Some(cb), Input::Button(data)) if data.starts_with("s:") || data == "m" || data == "b" => cb.message_id,
@@ -296,6 +297,9 @@ pub fn outgoing(turn: &inbound::Turn, step: &engine::Step) -> Vec<Outgoing> {
             Some(message_id) if i == 0 => ops.push(Out::Edit { chat_id: turn.chat_id, message_id, message }),
             _ => ops.push(Out::send(turn.chat_id, message)),
         }
+    }
+    if let Some(callback) = &turn.callback {
+        ops.insert(ops.len().min(1), Out::AnswerCallback { id: callback.id.clone() });
     }
     ops.into_iter().map(|op| op.queue(turn.chat_id)).collect()
 }

@@ -106,6 +106,20 @@ async fn a_user_taps_through_financing_to_recommendations() {
     press(&api, chat, "Small (10 to 49 people)");
     wait_text(&api, chat, "Why it fits: matches Uganda").await;
     api.wait_until("every button press answered", WAIT, |a| a.unanswered_callback_queries().is_empty()).await;
+    // Each press is answered right after its first reply, not before it: the reply is one round
+    // trip sooner, and the button's progress bar lasts until it is there.
+    let calls: Vec<String> = api
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c.method.as_str(), "answerCallbackQuery" | "editMessageText" | "sendMessage"))
+        .map(|c| c.method)
+        .collect();
+    let answers: Vec<usize> = calls.iter().enumerate().filter(|(_, m)| *m == "answerCallbackQuery").map(|(i, _)| i).collect();
+    assert_eq!(answers.len(), 3, "{calls:?}");
+    for i in answers {
+        // Every press here is on a menu, which is edited in place.
+        assert!(i > 0 && calls[i - 1] == "editMessageText", "its edit goes before each answer: {calls:?}");
+    }
     let all = texts(&api, chat);
     assert!(all.contains("not a lender"), "financing cards carry the disclaimer:\n{all}");
     // HTML parse mode, link previews off, and the command menu registered.
