@@ -18,24 +18,31 @@ pub struct Client {
     http: reqwest::Client,
     base: reqwest::Url,
     token: String,
+    /// Each method's address, built once (it holds the token, so it is never logged).
+    urls: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<&'static str, reqwest::Url>>>,
 }
 
 impl Client {
     pub fn new(http: reqwest::Client, api_url: Option<reqwest::Url>, token: &str) -> Client {
         let base = api_url.unwrap_or_else(|| reqwest::Url::parse("https://api.telegram.org").expect("a valid address"));
-        Client { http, base, token: token.to_string() }
+        Client { http, base, token: token.to_string(), urls: Default::default() }
     }
 
-    fn url(&self, method: &str) -> reqwest::Url {
-        let mut url = self.base.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().push(&format!("bot{}", self.token)).push(method);
-        }
-        url
+    fn url(&self, method: &'static str) -> reqwest::Url {
+        let mut urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        urls.entry(method)
+            .or_insert_with(|| {
+                let mut url = self.base.clone();
+                if let Ok(mut segments) = url.path_segments_mut() {
+                    segments.pop_if_empty().push(&format!("bot{}", self.token)).push(method);
+                }
+                url
+            })
+            .clone()
     }
 
     /// Calls `method` with `payload` as JSON; the result, or the error as teloxide reports it.
-    pub async fn call<P: Serialize, R: DeserializeOwned>(&self, method: &str, payload: &P) -> Result<R, RequestError> {
+    pub async fn call<P: Serialize, R: DeserializeOwned>(&self, method: &'static str, payload: &P) -> Result<R, RequestError> {
         let body = serde_json::to_vec(payload).map_err(|e| RequestError::InvalidJson { source: e.into(), raw: String::new().into() })?;
         let response = self
             .http
@@ -127,6 +134,8 @@ mod tests {
     fn the_method_address_is_the_bot_api_one() {
         let client = Client::new(reqwest::Client::new(), Some(reqwest::Url::parse("http://127.0.0.1:8081/").unwrap()), "1:abc");
         assert_eq!(client.url("sendMessage").as_str(), "http://127.0.0.1:8081/bot1:abc/sendMessage");
+        assert_eq!(client.url("sendMessage").as_str(), "http://127.0.0.1:8081/bot1:abc/sendMessage", "the same from the cache");
+        assert_eq!(client.url("getUpdates").as_str(), "http://127.0.0.1:8081/bot1:abc/getUpdates");
         let client = Client::new(reqwest::Client::new(), None, "1:abc");
         assert_eq!(client.url("getMe").as_str(), "https://api.telegram.org/bot1:abc/getMe");
     }
