@@ -95,8 +95,8 @@ const NAMED_BY: usize = 2;
 const NAMED_DF: f32 = 0.3;
 /// When the question names needs of the vocabulary ("credit"), an entry that has none of them
 /// among its concepts, and that the question does not name, keeps this share of its score: a
-/// case study that shares the story's sector or words ("credito pa mi cooperativa de cacao" and
-/// SABMiller's rural cooperatives) falls behind the entries about the need. It only reorders (the
+/// entry that shares the story's sector or words ("vendo ropa en el tianguis sin registro ... ¿por
+/// qué me conviene formalizarme?" and ethical fashion) falls behind the entries about the need. It only reorders (the
 /// best score is scaled back), so no decision to answer or decline changes by it. On all dev,
 /// with [`NAMED_DF`]: 1.0 93.9%, 0.8 94.3% (en +1, es +1, fr +1, pt +1; confident wrong 1.0% to
 /// 0.9%), 0.7 94.3% (en -1 against 0.8, es +1), 0.6 94.2%, 0.5 93.8% (en -4). Applied to the
@@ -1584,7 +1584,28 @@ impl Index {
                 let lifted = position.is_some_and(|d| {
                     a.terms.iter().any(|q| self.name_docs.get(q.term as usize).is_some_and(|ds| ds.contains(&(d as u32))))
                 });
-                let note = if lifted { format!("  (its name is in the question: x{:.1})", 1.0 + NAMED_LIFT) } else { String::new() };
+                let needs: Vec<&str> =
+                    a.terms.iter().map(|q| self.term_names[q.term as usize].as_str()).filter(|n| n.starts_with("need:")).collect();
+                let mismatch = position.is_some_and(|d| {
+                    let document = &self.docs[d];
+                    let named = a.terms.iter().any(|q| {
+                        self.named[q.term as usize]
+                            && !self.context[q.term as usize]
+                            && self.postings[q.lang][q.term as usize].iter().any(|&(x, _)| x as usize == d)
+                    });
+                    !needs.is_empty()
+                        && matches!(document.doc, Doc::Entry(_))
+                        && !lifted
+                        && !named
+                        && !document.concepts.iter().any(|c| needs.iter().any(|n| n == c))
+                });
+                let note = if lifted {
+                    format!("  (its name is in the question: x{:.1})", 1.0 + NAMED_LIFT)
+                } else if mismatch {
+                    format!("  (none of the question's needs: x{NEED_MISMATCH}, reorders only)")
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(out, "  {:.2}  {}{note}", score, self.doc_name(*doc));
                 if let Some(d) = position {
                     let parts = self.field_breakdown(d, &a.terms);
