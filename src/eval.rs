@@ -3,13 +3,14 @@
 //! Each line is `split<TAB>topic<TAB>expected<TAB>question`; `expected` lists acceptable entry ids
 //! (or `intent:<id>`), or says `decline`. A question counts as right when the advisor's top
 //! document (the answer, or the first of the documents it offers) is acceptable, or when it declines
-//! a question that expects `decline`. Pure: the caller reads the files.
+//! a question that expects `decline` (or answers it with small talk, such as the greeting's menu,
+//! which names no programme). Pure: the caller reads the files.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::content::{Content, Diagnostic, Loc};
-use crate::matching::{Asker, Match, Ranking, THRESHOLDS, Thresholds};
+use crate::matching::{Asker, Doc, Match, Ranking, THRESHOLDS, Thresholds};
 
 /// Targets on the test split (issue 11).
 pub const TARGET_ACCURACY: f32 = 0.90;
@@ -128,6 +129,11 @@ pub fn grade<'q>(content: &Content, questions: &'q [Question], rankings: &[Ranki
             let (outcome, shown, direct) = match &decision {
                 Match::Nothing if q.expected.is_empty() => (Outcome::Right, "decline".to_string(), true),
                 Match::Nothing => (Outcome::Declined, "decline".to_string(), false),
+                // A greeting or other small talk names no programme: for a question that expects
+                // a decline ("bonjour" alone) it is a decline.
+                Match::Answer(Doc::Intent(i), _) if q.expected.is_empty() && content.intents.get(*i).is_some_and(|x| x.is_small_talk()) => {
+                    (Outcome::Right, name(Doc::Intent(*i)), true)
+                }
                 Match::Answer(d, _) => {
                     let n = name(*d);
                     let ok = q.expected.contains(&n);
@@ -373,4 +379,40 @@ pub fn run(content: &Content, paths: &[std::path::PathBuf], split: Option<&str>,
         println!("targets met on the test split");
     }
     Ok(misses.is_empty() && diags.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Content {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        crate::content::load_dirs(&root.join("dialogs"), &root.join("knowledge")).expect("shipped content loads")
+    }
+
+    #[test]
+    fn a_greeting_for_a_question_that_expects_a_decline_counts_as_declined() {
+        let content = shipped();
+        let text = "dev\tout-of-domain\tdecline\tbonjour\ndev\tout-of-domain\tintent:greeting\tbonjour\ndev\tfinancing\tdecline\tI need a loan for my bakery\n";
+        let questions = parse("t.tsv", "fr", text).expect("parses");
+        let rankings = rank_all(&content, &questions);
+        let graded = grade(&content, &questions, &rankings, &THRESHOLDS);
+        assert!(matches!(rankings[0].decide(&THRESHOLDS), Match::Answer(Doc::Intent(_), _)), "the greeting is answered, not declined");
+        assert_eq!(graded[0].outcome, Outcome::Right);
+        assert_eq!(graded[1].outcome, Outcome::Right);
+        // A programme offered for a question that expects a decline stays wrong.
+        assert_ne!(graded[2].outcome, Outcome::Right);
+        let t = tally(&graded);
+        assert_eq!((t.splits["dev"].0.ood, t.splits["dev"].0.ood_declined), (2, 1));
+    }
+
+    #[test]
+    fn only_small_talk_intents_count_as_naming_no_programme() {
+        let content = shipped();
+        let small = |id: &str| content.intents.iter().find(|i| i.id == id).expect("intent exists").is_small_talk();
+        assert!(small("greeting"));
+        assert!(small("thanks"));
+        assert!(!small("financing"));
+        assert!(!small("linkages"));
+    }
 }

@@ -480,6 +480,14 @@ pub struct Intent {
     pub loc: Loc,
 }
 
+impl Intent {
+    /// Small talk: a fixed reply ("you're welcome") or the main menu (a greeting). Such an answer
+    /// names no programme, so `eval` counts it as declining an out-of-domain question.
+    pub fn is_small_talk(&self) -> bool {
+        self.reply.is_some() || self.goto.as_ref().is_some_and(|t| t.flow == "menu")
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum VocabKind {
     Region,
