@@ -1314,6 +1314,18 @@ impl Index {
     }
 
     /// A word as a term: a stemmed one-word phrase, a stem of the language, or of another language.
+    /// The needs (`need:` concepts) among a question's terms.
+    fn needs_in(&self, terms: &[QTerm]) -> Vec<&str> {
+        terms.iter().map(|q| self.term_names[q.term as usize].as_str()).filter(|n| n.starts_with("need:")).collect()
+    }
+
+    /// Whether an entry the question does not name holds none of the needs it names (see
+    /// [`NEED_MISMATCH`]).
+    fn misses_needs(&self, d: usize, needs: &[&str], named: bool) -> bool {
+        let doc = &self.docs[d];
+        !needs.is_empty() && matches!(doc.doc, Doc::Entry(_)) && !named && !doc.concepts.iter().any(|c| needs.iter().any(|n| n == c))
+    }
+
     fn read_word(&self, w: &str, li: usize) -> Option<(u32, usize, &'static str, f32)> {
         let has = |view: usize, t: u32| !self.postings[view][t as usize].is_empty();
         let stem = self.langs[li].stem(w);
@@ -1415,8 +1427,7 @@ impl Index {
             }
         }
         let profile: Vec<u32> = asker.profile.iter().filter_map(|p| self.terms.get(p).copied()).collect();
-        let needs: Vec<&str> =
-            analysis.terms.iter().map(|q| self.term_names[q.term as usize].as_str()).filter(|n| n.starts_with("need:")).collect();
+        let needs = self.needs_in(&analysis.terms);
         let ranked: Vec<(u32, f32, bool, f32)> = touched
             .into_iter()
             .map(|d| {
@@ -1433,11 +1444,7 @@ impl Index {
                     && doc.general
                     && doc.concepts.iter().any(|c| c.starts_with("need:") && needs.iter().any(|n| n == c));
                 s *= 1.0 + tie + if fits { PROFILE_TIE } else { 0.0 } + if lifted[d as usize] { NAMED_LIFT } else { 0.0 };
-                let mismatch = !needs.is_empty()
-                    && matches!(doc.doc, Doc::Entry(_))
-                    && !named[d as usize]
-                    && !lifted[d as usize]
-                    && !doc.concepts.iter().any(|c| needs.iter().any(|n| n == c));
+                let mismatch = self.misses_needs(d as usize, &needs, named[d as usize] || lifted[d as usize]);
                 let raw = s;
                 if mismatch {
                     s *= NEED_MISMATCH;
@@ -1584,20 +1591,14 @@ impl Index {
                 let lifted = position.is_some_and(|d| {
                     a.terms.iter().any(|q| self.name_docs.get(q.term as usize).is_some_and(|ds| ds.contains(&(d as u32))))
                 });
-                let needs: Vec<&str> =
-                    a.terms.iter().map(|q| self.term_names[q.term as usize].as_str()).filter(|n| n.starts_with("need:")).collect();
+                let needs = self.needs_in(&a.terms);
                 let mismatch = position.is_some_and(|d| {
-                    let document = &self.docs[d];
                     let named = a.terms.iter().any(|q| {
                         self.named[q.term as usize]
                             && !self.context[q.term as usize]
                             && self.postings[q.lang][q.term as usize].iter().any(|&(x, _)| x as usize == d)
                     });
-                    !needs.is_empty()
-                        && matches!(document.doc, Doc::Entry(_))
-                        && !lifted
-                        && !named
-                        && !document.concepts.iter().any(|c| needs.iter().any(|n| n == c))
+                    self.misses_needs(d, &needs, named || lifted)
                 });
                 let note = if lifted {
                     format!("  (its name is in the question: x{:.1})", 1.0 + NAMED_LIFT)

@@ -42,11 +42,11 @@ pub(super) fn receive(raw: &str) -> Option<Received> {
 /// Stores updates durably, then hands the fresh ones to their workers; an error leaves them
 /// unacknowledged.
 fn record_and_dispatch(shared: &Shared, dispatch: &Dispatch, received: Vec<Received>) -> Result<(), crate::store::StoreError> {
-    let records: Vec<IncomingUpdate> = received.iter().map(|r| r.record.clone()).collect();
+    let (records, updates): (Vec<IncomingUpdate>, Vec<Option<Update>>) = received.into_iter().map(|r| (r.record, r.update)).unzip();
     let fresh = shared.store().record_updates(&records, now())?;
     shared.health.received(fresh.len());
-    for r in received.into_iter().filter(|r| fresh.contains(&r.record.update_id)) {
-        dispatch.send_received(r);
+    for (record, update) in records.into_iter().zip(updates).filter(|(r, _)| fresh.contains(&r.update_id)) {
+        dispatch.send_received(Received { record, update });
     }
     Ok(())
 }

@@ -49,24 +49,18 @@ pub(super) async fn run_update(shared: &Arc<Shared>, job: Job, stop: &watch::Rec
         // The attempt is counted before the update is handled, so an update that kills the
         // process is known at the next start. An update just received is in hand, parsed; one
         // recorded earlier is read with its count, in the same statement.
-        let begun = match &update {
-            Some(_) => shared.store().begin_attempt(update_id).map(|a| a.map(|a| (a, None))),
-            None => shared.store().begin_update(update_id).map(|b| b.map(|(a, record)| (a, Some(record)))),
+        let begun = if update.is_some() {
+            shared.store().begin_attempt(update_id)
+        } else {
+            shared.store().begin_update(update_id).map(|begun| {
+                begun.map(|(attempt, record)| {
+                    update = serde_json::from_str::<Update>(&record.payload).ok();
+                    attempt
+                })
+            })
         };
         let attempt = match begun {
-            Ok(Some((attempt, record))) => {
-                if let Some(record) = record {
-                    match serde_json::from_str::<Update>(&record.payload) {
-                        Ok(parsed) => update = Some(parsed),
-                        Err(_) => {
-                            tracing::warn!(update_id, "a recorded update does not parse; skipped");
-                            let _ = shared.store().finish_update(update_id, &[], now());
-                            return;
-                        }
-                    }
-                }
-                attempt
-            }
+            Ok(Some(attempt)) => attempt,
             Ok(None) => return,
             Err(e) => {
                 storage_failures += 1;
@@ -77,6 +71,11 @@ pub(super) async fn run_update(shared: &Arc<Shared>, job: Job, stop: &watch::Rec
                 continue;
             }
         };
+        let Some(parsed) = update.as_ref() else {
+            tracing::warn!(update_id, "a recorded update does not parse; skipped");
+            let _ = shared.store().finish_update(update_id, &[], now());
+            return;
+        };
         if attempt > MAX_TURN_ATTEMPTS {
             // Its attempts ran out in earlier runs: the process died while handling it.
             quarantine(shared, update_id, "it failed in an earlier run".into());
@@ -85,7 +84,6 @@ pub(super) async fn run_update(shared: &Arc<Shared>, job: Job, stop: &watch::Rec
         let started = crate::clock::instant();
         // In place rather than in a task of its own: a panic unwinds to here, the turn's
         // transaction rolls back as it drops, and no thread hand-off is added to every update.
-        let Some(parsed) = update.as_ref() else { return };
         let outcome = std::panic::AssertUnwindSafe(handle(shared, update_id, parsed)).catch_unwind().await;
         let error = match outcome {
             Ok(Ok(())) => {

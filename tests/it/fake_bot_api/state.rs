@@ -1268,16 +1268,7 @@ impl State {
         let reply_to = self.replied_message(chat_id, params)?;
         self.gate("sendMessage", params)?;
         let (message_id, mut json) = self.new_bot_message(chat_id);
-        json["text"] = json!(parsed.text);
-        if !parsed.entities.is_empty() {
-            json["entities"] = Value::Array(parsed.entities);
-        }
-        if let Some(markup) = normalized_inline_markup(params.get("reply_markup")) {
-            json["reply_markup"] = markup;
-        }
-        if let Some(reply) = reply_to {
-            json["reply_to_message"] = reply;
-        }
+        Self::dress(&mut json, Some((("text", "entities"), parsed)), params, reply_to);
         self.store_message(
             chat_id,
             message_id,
@@ -1563,13 +1554,13 @@ impl State {
         Ok((caption, parsed))
     }
 
-    /// What a sent media message carries besides its media: the caption, the inline keyboard and
-    /// the message it replies to.
-    fn dress_media(json: &mut Value, caption: Option<Parsed>, params: &Map<String, Value>, reply_to: Option<Value>) {
-        if let Some(parsed) = caption {
-            json["caption"] = json!(parsed.text);
+    /// What a sent message carries besides its media: its text or caption with their entities
+    /// (under the field names given), the inline keyboard and the message it replies to.
+    fn dress(json: &mut Value, text: Option<((&str, &str), Parsed)>, params: &Map<String, Value>, reply_to: Option<Value>) {
+        if let Some(((text_field, entities_field), parsed)) = text {
+            json[text_field] = json!(parsed.text);
             if !parsed.entities.is_empty() {
-                json["caption_entities"] = Value::Array(parsed.entities);
+                json[entities_field] = Value::Array(parsed.entities);
             }
         }
         if let Some(markup) = normalized_inline_markup(params.get("reply_markup")) {
@@ -1634,7 +1625,7 @@ impl State {
             }
         }
         json["document"] = document_json;
-        Self::dress_media(&mut json, parsed_caption, params, reply_to);
+        Self::dress(&mut json, parsed_caption.map(|c| (("caption", "caption_entities"), c)), params, reply_to);
         let sent = SentDocument {
             chat_id,
             message_id,
@@ -1689,7 +1680,7 @@ impl State {
         }
         let (message_id, mut json) = self.new_bot_message(chat_id);
         json["photo"] = Value::Array(sizes);
-        Self::dress_media(&mut json, parsed_caption, params, reply_to);
+        Self::dress(&mut json, parsed_caption.map(|c| (("caption", "caption_entities"), c)), params, reply_to);
         self.photos.push(SentPhoto {
             chat_id,
             message_id,
