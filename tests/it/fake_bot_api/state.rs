@@ -1269,21 +1269,8 @@ impl State {
         self.gate("sendMessage", params)?;
         let (message_id, mut json) = self.new_bot_message(chat_id);
         Self::dress(&mut json, Some((("text", "entities"), parsed)), params, reply_to);
-        self.store_message(
-            chat_id,
-            message_id,
-            StoredMessage {
-                json: json.clone(),
-                from_bot: true,
-                deleted: false,
-                raw_text: str_param(params, "text").map(str::to_owned),
-                parse_mode: str_param(params, "parse_mode").map(str::to_owned),
-                reply_markup: params.get("reply_markup").cloned(),
-                raw_caption: None,
-                document: None,
-                edit_count: 0,
-            },
-        );
+        let raw_text = str_param(params, "text").map(str::to_owned);
+        self.store_sent(chat_id, message_id, &json, params, (raw_text, None), None);
         Ok(json)
     }
 
@@ -1571,14 +1558,14 @@ impl State {
         }
     }
 
-    /// Keeps a sent media message in its chat.
-    fn store_media(
+    /// Keeps a message the bot sent in its chat, with its raw text or caption as the bot gave it.
+    fn store_sent(
         &mut self,
         chat_id: i64,
         message_id: i64,
         json: &Value,
         params: &Map<String, Value>,
-        caption: Option<String>,
+        (raw_text, raw_caption): (Option<String>, Option<String>),
         document: Option<SentDocument>,
     ) {
         self.store_message(
@@ -1588,10 +1575,10 @@ impl State {
                 json: json.clone(),
                 from_bot: true,
                 deleted: false,
-                raw_text: None,
+                raw_text,
                 parse_mode: str_param(params, "parse_mode").map(str::to_owned),
                 reply_markup: params.get("reply_markup").cloned(),
-                raw_caption: caption,
+                raw_caption,
                 document,
                 edit_count: 0,
             },
@@ -1636,7 +1623,7 @@ impl State {
             caption: caption.clone(),
         };
         self.documents.push(sent.clone());
-        self.store_media(chat_id, message_id, &json, params, caption, Some(sent));
+        self.store_sent(chat_id, message_id, &json, params, (None, caption), Some(sent));
         Ok(json)
     }
 
@@ -1691,7 +1678,7 @@ impl State {
             reference,
             caption: caption.clone(),
         });
-        self.store_media(chat_id, message_id, &json, params, caption, None);
+        self.store_sent(chat_id, message_id, &json, params, (None, caption), None);
         Ok(json)
     }
 
