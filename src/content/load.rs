@@ -1734,6 +1734,8 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
         }
         let mut current: Option<String> = None;
         let mut words_only = false;
+        // Inside a list of words for matching that spans lines (`examples = [` ... `]`).
+        let mut in_list = false;
         for (n, line) in file.text.lines().enumerate() {
             if let Some(c) = section.captures(line) {
                 let name = c[1].trim();
@@ -1743,8 +1745,13 @@ pub fn glossary_findings(files: &[SourceFile], glossary: &[GlossaryTerm]) -> Vec
                 continue;
             }
             let trimmed = line.trim_start();
+            if in_list {
+                in_list = !trimmed.trim_end().ends_with(']') && !trimmed.starts_with(']');
+                continue;
+            }
             let listed = ["#", "examples", "keywords", "synonyms", "quote", "{ paragraph", "{ annex"];
             if words_only || listed.iter().any(|p| trimmed.starts_with(p)) {
+                in_list = ["examples", "keywords", "synonyms"].iter().any(|p| trimmed.starts_with(p)) && !trimmed.trim_end().ends_with(']');
                 continue;
             }
             for (term, lang, re) in set.matches(line).into_iter().map(|i| &patterns[i]) {

@@ -179,6 +179,20 @@ fn the_glossary_wording_is_checked_and_forbidden_renderings_are_found() {
     // The loader refuses such content, as `check` and start-up do.
     let diags: Vec<String> = support::load(&files).expect_err("refused").iter().map(ToString::to_string).collect();
     assert!(diags.contains(&expected), "{diags:#?}");
+    // Example questions are what users type, on one line or over several: left alone; the text
+    // after such a list is read again.
+    let mut files = support::shipped_sources();
+    let entry = files.iter_mut().find(|f| f.path.ends_with("entries/bds-providers.toml")).expect("an entry");
+    let fr = entry.text.find("\n[fr]\n").expect("a French section");
+    let list = fr + entry.text[fr..].find("examples = [\n").expect("examples over several lines") + "examples = [\n".len();
+    entry.text.insert_str(list, "  \"des liens d'affaires\",\n  \"liens d'affaires svp\",\n");
+    let summary = fr + entry.text[fr..].find("summary = \"").expect("a French summary") + "summary = \"".len();
+    entry.text.insert_str(summary, "Des liens d'affaires. ");
+    let line = entry.text[..summary].lines().count();
+    let found: Vec<String> = content::glossary_findings(&files, &content.glossary).iter().map(ToString::to_string).collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].starts_with(&format!("knowledge/entries/bds-providers.toml:{line}:")), "{found:#?}");
+    assert!(found[0].contains("\"liens d'affaires\" is a wording the glossary avoids in `fr`"), "{found:#?}");
 }
 
 #[test]
