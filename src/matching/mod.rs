@@ -592,6 +592,12 @@ pub struct Index {
     all_langs: u32,
 }
 
+/// Whether a concept term says where the asker is or what it does (country, region, sector, size,
+/// stage) rather than what it asks.
+fn is_context_term(name: &str) -> bool {
+    ["country:", "region:", "sector:", "size:", "stage:"].iter().any(|p| name.starts_with(p))
+}
+
 /// Edits allowed between a content word and a typed word: none for short content words.
 fn index_edits(word: &str) -> usize {
     match word.chars().count() {
@@ -1009,34 +1015,39 @@ impl Index {
     }
 
     /// Terms of each field of a document in a language view (its own texts and the neutral ones).
+    /// The terms of each field of a document in a language view, as the index reads them: concept
+    /// terms, or the stems of words that are not stopwords (`Err`, not yet terms).
+    fn field_items(&self, d: usize, li: usize) -> Vec<(Field, Result<u32, String>)> {
+        let code = &self.langs[li].code;
+        let mut out = Vec::new();
+        for (field, lang, text) in &self.docs[d].texts {
+            if lang.as_deref().is_some_and(|l| l != code) {
+                continue;
+            }
+            let normal = normalize(text);
+            let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
+            for (item, _) in self.phrase_items(&words, Some(li)) {
+                match item {
+                    // Where an example's asker is and what it makes are that asker's story, not
+                    // what the document is for: its own countries and sectors are its concepts.
+                    Item::Concept(t) if *field == Field::Examples && is_context_term(&self.term_names[t as usize]) => {}
+                    Item::Concept(t) => out.push((*field, Ok(t))),
+                    Item::Word(w) if self.langs[li].is_stop(w) => {}
+                    Item::Word(w) => out.push((*field, Err(self.langs[li].stem(w)))),
+                }
+            }
+        }
+        out
+    }
+
     fn field_terms_build(&mut self, d: usize, li: usize) -> [Vec<u32>; 9] {
         let mut out: [Vec<u32>; 9] = Default::default();
-        let code = self.langs[li].code.clone();
-        let texts: Vec<(Field, String)> = self.docs[d]
-            .texts
-            .iter()
-            .filter(|(_, lang, _)| lang.as_deref().is_none_or(|l| l == code))
-            .map(|(f, _, t)| (*f, t.clone()))
-            .collect();
-        for (field, text) in texts {
-            let normal = normalize(&text);
-            let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
-            let items: Vec<Result<u32, String>> = self
-                .phrase_items(&words, Some(li))
-                .into_iter()
-                .filter_map(|(item, _)| match item {
-                    Item::Concept(t) => Some(Ok(t)),
-                    Item::Word(w) if self.langs[li].is_stop(w) => None,
-                    Item::Word(w) => Some(Err(self.langs[li].stem(w))),
-                })
-                .collect();
-            for item in items {
-                let t = match item {
-                    Ok(t) => t,
-                    Err(stem) => self.term(&stem),
-                };
-                out[field.index()].push(t);
-            }
+        for (field, item) in self.field_items(d, li) {
+            let t = match item {
+                Ok(t) => t,
+                Err(stem) => self.term(&stem),
+            };
+            out[field.index()].push(t);
         }
         let concepts = self.docs[d].concepts.clone();
         for c in concepts {
@@ -1709,22 +1720,13 @@ impl Index {
     /// Terms of each field of a document in a language view, without changing the index.
     fn field_terms(&self, d: usize, li: usize) -> [Vec<u32>; 9] {
         let mut out: [Vec<u32>; 9] = Default::default();
-        let code = &self.langs[li].code;
-        for (field, lang, text) in &self.docs[d].texts {
-            if lang.as_deref().is_some_and(|l| l != code) {
-                continue;
-            }
-            let normal = normalize(text);
-            let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
-            for (item, _) in self.phrase_items(&words, Some(li)) {
-                let t = match item {
-                    Item::Concept(t) => Some(t),
-                    Item::Word(w) if self.langs[li].is_stop(w) => None,
-                    Item::Word(w) => self.terms.get(&self.langs[li].stem(w)).copied(),
-                };
-                if let Some(t) = t {
-                    out[field.index()].push(t);
-                }
+        for (field, item) in self.field_items(d, li) {
+            let t = match item {
+                Ok(t) => Some(t),
+                Err(stem) => self.terms.get(&stem).copied(),
+            };
+            if let Some(t) = t {
+                out[field.index()].push(t);
             }
         }
         for c in &self.docs[d].concepts {
