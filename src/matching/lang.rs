@@ -6,7 +6,7 @@
 //! unstemmed). Words are stemmed after normalisation (no accents), on the index and the question
 //! alike, so both sides agree.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rust_stemmers::{Algorithm, Stemmer};
 
@@ -76,17 +76,38 @@ impl Cue {
     }
 }
 
+/// Cue phrases of one kind, by their first word: a question's word is compared only with the
+/// phrases that start with it (thousands of phrases cost a lookup per word, not a scan).
+#[derive(Default)]
+struct Phrases(HashMap<String, Vec<Vec<String>>>);
+
+impl Phrases {
+    fn push(&mut self, words: Vec<String>) {
+        self.0.entry(words[0].clone()).or_default().push(words);
+    }
+
+    /// Where the phrases occur in the words: (start, length).
+    fn find<'a>(&'a self, words: &'a [&str]) -> impl Iterator<Item = (usize, usize)> + 'a {
+        words.iter().enumerate().flat_map(move |(start, first)| {
+            self.0.get(*first).into_iter().flatten().filter_map(move |cue| {
+                let rest = words.get(start..start + cue.len())?;
+                rest.iter().zip(cue).all(|(w, c)| w == c).then_some((start, cue.len()))
+            })
+        })
+    }
+}
+
 /// One content language as the matcher reads it.
 pub struct Lang {
     pub code: String,
     stemmer: Option<Stemmer>,
     pub stopwords: HashSet<String>,
-    provider_cues: Vec<Vec<String>>,
-    approach_cues: Vec<Vec<String>>,
-    personal_cues: Vec<Vec<String>>,
-    outside_cues: Vec<Vec<String>>,
-    source_cues: Vec<Vec<String>>,
-    domain_cues: Vec<Vec<String>>,
+    provider_cues: Phrases,
+    approach_cues: Phrases,
+    personal_cues: Phrases,
+    outside_cues: Phrases,
+    source_cues: Phrases,
+    domain_cues: Phrases,
 }
 
 impl std::fmt::Debug for Lang {
@@ -111,12 +132,12 @@ impl Lang {
             code: code.to_string(),
             stemmer: algorithm.map(Stemmer::create),
             stopwords: stopwords.into_iter().collect(),
-            provider_cues: Vec::new(),
-            approach_cues: Vec::new(),
-            personal_cues: Vec::new(),
-            outside_cues: Vec::new(),
-            source_cues: Vec::new(),
-            domain_cues: Vec::new(),
+            provider_cues: Phrases::default(),
+            approach_cues: Phrases::default(),
+            personal_cues: Phrases::default(),
+            outside_cues: Phrases::default(),
+            source_cues: Phrases::default(),
+            domain_cues: Phrases::default(),
         };
         for (kind, phrase) in cues {
             let words: Vec<String> = phrase.split(' ').filter(|w| !w.is_empty()).map(str::to_string).collect();
@@ -149,16 +170,12 @@ impl Lang {
 
     /// Whether the question asks about the source of the advice (the report, the meeting).
     pub fn about_source(&self, words: &[&str]) -> bool {
-        Self::any_of(&self.source_cues, words)
+        self.source_cues.find(words).next().is_some()
     }
 
     /// Whether the question uses a clear term of the domain (`[domain]` of `knowledge/cues.toml`).
     pub fn names_domain(&self, words: &[&str]) -> bool {
-        Self::any_of(&self.domain_cues, words)
-    }
-
-    fn any_of(cues: &[Vec<String>], words: &[&str]) -> bool {
-        cues.iter().any(|cue| cue.len() <= words.len() && words.windows(cue.len()).any(|w| w.iter().zip(cue).all(|(a, b)| a == b)))
+        self.domain_cues.find(words).next().is_some()
     }
 
     /// The question's type from its cue phrases, and which words the cue covers (left out of ranking).
@@ -176,23 +193,16 @@ impl Lang {
             (Ask::Provider, &self.provider_cues),
             (Ask::Approach, &self.approach_cues),
         ] {
-            for cue in cues {
-                if cue.len() > words.len() {
+            let anywhere = matches!(kind, Ask::Personal | Ask::Outside);
+            for (start, len) in cues.find(words) {
+                if !anywhere && asking.is_some_and(|a| !a[start]) {
                     continue;
                 }
-                for start in 0..=words.len() - cue.len() {
-                    let anywhere = matches!(kind, Ask::Personal | Ask::Outside);
-                    if !anywhere && asking.is_some_and(|a| !a[start]) {
-                        continue;
-                    }
-                    if cue.iter().zip(&words[start..]).all(|(c, w)| c == w) {
-                        if ask == Ask::General {
-                            ask = kind;
-                        }
-                        for c in &mut covered[start..start + cue.len()] {
-                            *c = true;
-                        }
-                    }
+                if ask == Ask::General {
+                    ask = kind;
+                }
+                for c in &mut covered[start..start + len] {
+                    *c = true;
                 }
             }
         }
