@@ -43,21 +43,24 @@ impl fmt::Display for Loc {
 pub struct File<'s> {
     pub path: &'s str,
     pub text: &'s str,
+    /// The byte offset where each line starts, so that a position costs a search, not a count
+    /// from the top (a file of thousands of cue phrases gives every phrase a position).
+    line_starts: Vec<usize>,
     diags: RefCell<Vec<Diagnostic>>,
 }
 
 impl<'s> File<'s> {
     pub fn new(path: &'s str, text: &'s str) -> Self {
-        File { path, text, diags: RefCell::new(Vec::new()) }
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        File { path, text, line_starts, diags: RefCell::new(Vec::new()) }
     }
 
     /// The position of a byte offset.
     pub fn loc(&self, offset: usize) -> Loc {
         let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = self.text[line_start..offset].chars().count() + 1;
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let line_start = self.line_starts[line - 1];
+        let col = self.text.get(line_start..offset).map_or(0, |t| t.chars().count()) + 1;
         Loc { path: self.path.to_string(), line, col }
     }
 

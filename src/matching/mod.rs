@@ -570,6 +570,9 @@ pub struct Index {
     parent: HashMap<u32, u32>,
     /// Normalised phrase to its concept term, with the languages it belongs to (bit mask).
     phrases: FastMap<String, (u32, u32)>,
+    /// A phrase's first word to the most words of a phrase that starts with it: a question's
+    /// word that starts none is not looked up as a phrase at all.
+    phrase_span: FastMap<String, usize>,
     /// Per language: the stem of a one-word phrase of that language to its concept, with the
     /// length of the shortest phrase of that concept with that stem (see [`STEM_SHORTER`]).
     stem_phrases: Vec<FastMap<String, (u32, usize)>>,
@@ -969,6 +972,10 @@ impl Index {
                 }
             }
         }
+        let words = normal.split(' ').count();
+        let first = normal.split(' ').next().unwrap_or_default().to_string();
+        let span = self.phrase_span.entry(first).or_insert(0);
+        *span = (*span).max(words);
         let entry = self.phrases.entry(normal).or_insert((concept, 0));
         if entry.0 == concept {
             entry.1 |= mask;
@@ -983,7 +990,8 @@ impl Index {
         let mut key = String::new();
         while i < words.len() {
             let mut found = None;
-            for len in (1..=MAX_PHRASE_WORDS.min(words.len() - i)).rev() {
+            let span = self.phrase_span.get(words[i]).copied().unwrap_or(0);
+            for len in (1..=span.min(MAX_PHRASE_WORDS).min(words.len() - i)).rev() {
                 key.clear();
                 for (j, w) in words[i..i + len].iter().enumerate() {
                     if j > 0 {
@@ -1014,7 +1022,6 @@ impl Index {
         out
     }
 
-    /// Terms of each field of a document in a language view (its own texts and the neutral ones).
     /// The terms of each field of a document in a language view, as the index reads them: concept
     /// terms, or the stems of words that are not stopwords (`Err`, not yet terms).
     fn field_items(&self, d: usize, li: usize) -> Vec<(Field, Result<u32, String>)> {
