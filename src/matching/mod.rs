@@ -1828,6 +1828,46 @@ mod tests {
     }
 
     #[test]
+    fn the_place_of_an_example_question_is_its_askers_story_not_the_entrys() {
+        let mut index = tiny();
+        let mut docs = std::mem::take(&mut index.docs);
+        // The bakers' entry gets an example from a baker in Kampala; the index is built again.
+        docs[0].texts.push((Field::Examples, Some("en".into()), "we bake in kampala and need an oven loan".into()));
+        let lexicon = Lexicon {
+            languages: index.langs.iter().map(|l| (l.code.clone(), l.stopwords.iter().cloned().collect())).collect(),
+            concepts: vec![Concept {
+                term: "country:uganda".into(),
+                context: true,
+                parent: None,
+                phrases: vec![(Some("en".into()), "Uganda".into()), (Some("en".into()), "kampala".into())],
+                proper: true,
+                correct_to: true,
+            }],
+            cues: Vec::new(),
+        };
+        let index = Index::build(&lexicon, docs);
+        let ranking = index.rank("linkages in uganda", &Asker::lang("en"));
+        let bakers = ranking.top.iter().find(|(d, _)| *d == Doc::Entry(0));
+        assert!(bakers.is_none(), "the example's city draws the bakers' entry: {:?}", ranking.top);
+        assert_eq!(ranking.top.first().map(|(d, _)| *d), Some(Doc::Entry(2)));
+        // Its other words still lead to it.
+        assert_eq!(index.rank("bake oven loan", &Asker::lang("en")).top.first().map(|(d, _)| *d), Some(Doc::Entry(0)));
+    }
+
+    #[test]
+    fn an_entry_for_another_country_falls_behind_when_the_question_names_a_place() {
+        let index = tiny();
+        let places = vec!["country:kenya"];
+        let uganda = index.docs.iter().position(|d| d.doc == Doc::Entry(2)).expect("the Uganda entry");
+        let bakers = index.docs.iter().position(|d| d.doc == Doc::Entry(0)).expect("the bakers' entry");
+        assert!(index.misses_places(uganda, &places, false), "an entry for Uganda only, asked about Kenya");
+        assert!(!index.misses_places(uganda, &places, true), "unless the question names it");
+        assert!(!index.misses_places(uganda, &["country:uganda"], false), "asked about its own country");
+        assert!(!index.misses_places(uganda, &[], false), "a question that names no place");
+        assert!(!index.misses_places(bakers, &places, false), "an entry for every country");
+    }
+
+    #[test]
     fn a_short_word_is_not_corrected_by_dropping_a_letter() {
         let index = tiny();
         let read = |text: &str| index.analyze(text, "en").readings.into_iter().find(|r| r.word == text).and_then(|r| r.term);
