@@ -274,7 +274,10 @@ async fn savers_are_reminded_before_the_deadline_and_a_cancel_stops_promptly() {
     let dir = std::env::temp_dir().join(format!("sme-advisor-bc-remind-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let matching = subscribe(&dir, &api, 1600);
-    let _bot = Bot::start_in(&api, dir.clone(), &[("BROADCAST_RATE", "20")]);
+    // 200 matching subscribers at 5 a second take 40 s: the reminder (up to 20 s on a loaded
+    // machine) and the cancel come while the call is still going out (at 20 a second, a slow
+    // reminder let the call finish first, and the cancel found it done).
+    let _bot = Bot::start_in(&api, dir.clone(), &[("BROADCAST_RATE", "5")]);
     // A call due tomorrow: whoever saves it is reminded (the check runs every few seconds).
     let tomorrow = sme_advisor::broadcast::day_of(sme_advisor::clock::now() + 86_400);
     let (ok, out) = cli(&dir, &["broadcast", "create", write_call(&dir, &tomorrow).to_str().unwrap()]);
