@@ -595,10 +595,14 @@ pub struct Index {
     all_langs: u32,
 }
 
-/// Whether a concept term says where the asker is or what it does (country, region, sector, size,
-/// stage) rather than what it asks.
-fn is_context_term(name: &str) -> bool {
-    ["country:", "region:", "sector:", "size:", "stage:"].iter().any(|p| name.starts_with(p))
+/// The kinds of concept term that name a place.
+const PLACES: [&str; 2] = ["country:", "region:"];
+/// The kinds of concept term that say where the asker is or what it does, rather than what it asks.
+const CONTEXTS: [&str; 5] = ["country:", "region:", "sector:", "size:", "stage:"];
+
+/// Whether a concept term (`country:uganda`) is of one of these kinds.
+fn of_kind(name: &str, kinds: &[&str]) -> bool {
+    kinds.iter().any(|k| name.starts_with(k))
 }
 
 /// Edits allowed between a content word and a typed word: none for short content words.
@@ -1037,7 +1041,7 @@ impl Index {
                 match item {
                     // Where an example's asker is and what it makes are that asker's story, not
                     // what the document is for: its own countries and sectors are its concepts.
-                    Item::Concept(t) if *field == Field::Examples && is_context_term(&self.term_names[t as usize]) => {}
+                    Item::Concept(t) if *field == Field::Examples && of_kind(&self.term_names[t as usize], &CONTEXTS) => {}
                     Item::Concept(t) => out.push((*field, Ok(t))),
                     Item::Word(w) if self.langs[li].is_stop(w) => {}
                     Item::Word(w) => out.push((*field, Err(self.langs[li].stem(w)))),
@@ -1340,10 +1344,9 @@ impl Index {
         self.phrases.contains_key(word) || self.terms.get(&self.langs[li].stem(word)).is_some_and(|&t| self.anchor[t as usize])
     }
 
-    /// A word as a term: a stemmed one-word phrase, a stem of the language, or of another language.
-    /// The needs (`need:` concepts) among a question's terms.
-    fn needs_in(&self, terms: &[QTerm]) -> Vec<&str> {
-        terms.iter().map(|q| self.term_names[q.term as usize].as_str()).filter(|n| n.starts_with("need:")).collect()
+    /// The concept terms of these kinds among a question's terms: its needs (`need:`), its places.
+    fn terms_of_kind(&self, terms: &[QTerm], kinds: &[&str]) -> Vec<&str> {
+        terms.iter().map(|q| self.term_names[q.term as usize].as_str()).filter(|n| of_kind(n, kinds)).collect()
     }
 
     /// Whether an entry the question does not name holds none of the needs it names (see
@@ -1353,20 +1356,11 @@ impl Index {
         !needs.is_empty() && matches!(doc.doc, Doc::Entry(_)) && !named && !doc.concepts.iter().any(|c| needs.iter().any(|n| n == c))
     }
 
-    /// The countries and regions a question names (a country's region included).
-    fn places_in(&self, terms: &[QTerm]) -> Vec<&str> {
-        terms
-            .iter()
-            .map(|q| self.term_names[q.term as usize].as_str())
-            .filter(|n| n.starts_with("country:") || n.starts_with("region:"))
-            .collect()
-    }
-
     /// Whether an entry of some countries, that the question does not name, is for none of the
     /// places the question names (see [`PLACE_MISMATCH`]).
     fn misses_places(&self, d: usize, places: &[&str], named: bool) -> bool {
         let doc = &self.docs[d];
-        let mut own = doc.concepts.iter().filter(|c| c.starts_with("country:") || c.starts_with("region:")).peekable();
+        let mut own = doc.concepts.iter().filter(|c| of_kind(c, &PLACES)).peekable();
         !places.is_empty()
             && matches!(doc.doc, Doc::Entry(_))
             && !named
@@ -1374,6 +1368,7 @@ impl Index {
             && !own.any(|c| places.iter().any(|p| p == c))
     }
 
+    /// A word as a term: a stemmed one-word phrase, a stem of the language, or of another language.
     fn read_word(&self, w: &str, li: usize) -> Option<(u32, usize, &'static str, f32)> {
         let has = |view: usize, t: u32| !self.postings[view][t as usize].is_empty();
         let stem = self.langs[li].stem(w);
@@ -1475,8 +1470,8 @@ impl Index {
             }
         }
         let profile: Vec<u32> = asker.profile.iter().filter_map(|p| self.terms.get(p).copied()).collect();
-        let needs = self.needs_in(&analysis.terms);
-        let places = self.places_in(&analysis.terms);
+        let needs = self.terms_of_kind(&analysis.terms, &["need:"]);
+        let places = self.terms_of_kind(&analysis.terms, &PLACES);
         let ranked: Vec<(u32, f32, bool, f32)> = touched
             .into_iter()
             .map(|d| {
@@ -1504,8 +1499,8 @@ impl Index {
                 (d, s, general, raw)
             })
             .collect();
-        // The need mismatch only reorders: the best score is scaled back to what it was, so the
-        // evidence, and whether to answer, offer or decline, stay as they were.
+        // The need and place mismatches only reorder: the best score is scaled back to what it was,
+        // so the evidence, and whether to answer, offer or decline, stay as they were.
         let raw_best = ranked.iter().map(|r| r.3).fold(0.0f32, f32::max);
         let damped_best = ranked.iter().map(|r| r.1).fold(0.0f32, f32::max);
         let rescale = if damped_best > 0.0 { raw_best / damped_best } else { 1.0 };
@@ -1643,8 +1638,8 @@ impl Index {
                 let lifted = position.is_some_and(|d| {
                     a.terms.iter().any(|q| self.name_docs.get(q.term as usize).is_some_and(|ds| ds.contains(&(d as u32))))
                 });
-                let needs = self.needs_in(&a.terms);
-                let places = self.places_in(&a.terms);
+                let needs = self.terms_of_kind(&a.terms, &["need:"]);
+                let places = self.terms_of_kind(&a.terms, &PLACES);
                 let named = position.is_some_and(|d| {
                     lifted
                         || a.terms.iter().any(|q| {
@@ -1773,6 +1768,12 @@ mod tests {
     }
 
     fn tiny() -> Index {
+        let (lexicon, docs) = tiny_parts();
+        Index::build(&lexicon, docs)
+    }
+
+    /// The lexicon and documents of [`tiny`], for a test to change before building.
+    fn tiny_parts() -> (Lexicon, Vec<Document>) {
         let lexicon = Lexicon {
             languages: vec![
                 ("en".into(), vec!["the".into(), "a".into(), "for".into(), "in".into(), "i".into(), "my".into(), "is".into()]),
@@ -1816,35 +1817,20 @@ mod tests {
             general: false,
             shorts: vec![],
         };
-        Index::build(
-            &lexicon,
-            vec![
-                doc(0, "bakers", "Bakery equipment loans", "Prêts pour équipement de boulangerie"),
-                doc(1, "farmers", "Farming cooperatives", "Coopératives agricoles"),
-                Document { concepts: vec!["country:uganda".into()], ..doc(2, "uganda", "Uganda linkages", "Liens en Ouganda") },
-                doc(3, "ovens", "Oven repairs", "Réparation de fours"),
-            ],
-        )
+        let docs = vec![
+            doc(0, "bakers", "Bakery equipment loans", "Prêts pour équipement de boulangerie"),
+            doc(1, "farmers", "Farming cooperatives", "Coopératives agricoles"),
+            Document { concepts: vec!["country:uganda".into()], ..doc(2, "uganda", "Uganda linkages", "Liens en Ouganda") },
+            doc(3, "ovens", "Oven repairs", "Réparation de fours"),
+        ];
+        (lexicon, docs)
     }
 
     #[test]
     fn the_place_of_an_example_question_is_its_askers_story_not_the_entrys() {
-        let mut index = tiny();
-        let mut docs = std::mem::take(&mut index.docs);
-        // The bakers' entry gets an example from a baker in Kampala; the index is built again.
+        let (lexicon, mut docs) = tiny_parts();
+        // The bakers' entry gets an example from a baker in Kampala.
         docs[0].texts.push((Field::Examples, Some("en".into()), "we bake in kampala and need an oven loan".into()));
-        let lexicon = Lexicon {
-            languages: index.langs.iter().map(|l| (l.code.clone(), l.stopwords.iter().cloned().collect())).collect(),
-            concepts: vec![Concept {
-                term: "country:uganda".into(),
-                context: true,
-                parent: None,
-                phrases: vec![(Some("en".into()), "Uganda".into()), (Some("en".into()), "kampala".into())],
-                proper: true,
-                correct_to: true,
-            }],
-            cues: Vec::new(),
-        };
         let index = Index::build(&lexicon, docs);
         let ranking = index.rank("linkages in uganda", &Asker::lang("en"));
         let bakers = ranking.top.iter().find(|(d, _)| *d == Doc::Entry(0));
