@@ -1368,6 +1368,38 @@ impl Index {
             && !own.any(|c| places.iter().any(|p| p == c))
     }
 
+    /// The documents the question names (see [`NAMED_LIFT`]): by a distinctive word of their name;
+    /// and, when it also names a place, the entries for that place (or its region) whose texts use
+    /// a proper name of the question ("empretec en argentina" names EMPRETEC Argentina, whose
+    /// texts say EMPRETEC, not only the programme whose short name it is).
+    fn lifted(&self, terms: &[QTerm], places: &[&str]) -> Vec<bool> {
+        let mut lifted = vec![false; self.docs.len()];
+        for q in terms {
+            for &d in self.name_docs.get(q.term as usize).into_iter().flatten() {
+                lifted[d as usize] = true;
+            }
+        }
+        if places.is_empty() {
+            return lifted;
+        }
+        let regions: Vec<&str> = terms
+            .iter()
+            .filter(|q| places.contains(&self.term_names[q.term as usize].as_str()))
+            .filter_map(|q| self.parent.get(&q.term).map(|r| self.term_names[*r as usize].as_str()))
+            .collect();
+        for q in terms.iter().filter(|q| self.named[q.term as usize] && !self.context[q.term as usize]) {
+            for &(d, _) in &self.postings[q.lang][q.term as usize] {
+                let doc = &self.docs[d as usize];
+                if matches!(doc.doc, Doc::Entry(_))
+                    && doc.concepts.iter().any(|c| places.contains(&c.as_str()) || regions.contains(&c.as_str()))
+                {
+                    lifted[d as usize] = true;
+                }
+            }
+        }
+        lifted
+    }
+
     /// A word as a term: a stemmed one-word phrase, a stem of the language, or of another language.
     fn read_word(&self, w: &str, li: usize) -> Option<(u32, usize, &'static str, f32)> {
         let has = |view: usize, t: u32| !self.postings[view][t as usize].is_empty();
@@ -1463,15 +1495,10 @@ impl Index {
             sum += scores[d];
         }
         let null = if n == 0 { 0.0 } else { sum / n as f32 };
-        let mut lifted = vec![false; n];
-        for q in &analysis.terms {
-            for &d in self.name_docs.get(q.term as usize).into_iter().flatten() {
-                lifted[d as usize] = true;
-            }
-        }
         let profile: Vec<u32> = asker.profile.iter().filter_map(|p| self.terms.get(p).copied()).collect();
         let needs = self.terms_of_kind(&analysis.terms, &["need:"]);
         let places = self.terms_of_kind(&analysis.terms, &PLACES);
+        let lifted = self.lifted(&analysis.terms, &places);
         let ranked: Vec<(u32, f32, bool, f32)> = touched
             .into_iter()
             .map(|d| {
@@ -1633,13 +1660,12 @@ impl Index {
             }
             let _ = writeln!(out, "null model (mean score of {} documents): {:.2}", self.docs.len(), ranking.null);
             let _ = writeln!(out, "top documents:");
+            let needs = self.terms_of_kind(&a.terms, &["need:"]);
+            let places = self.terms_of_kind(&a.terms, &PLACES);
+            let lifts = self.lifted(&a.terms, &places);
             for (doc, score) in &ranking.top {
                 let position = self.docs.iter().position(|x| x.doc == *doc);
-                let lifted = position.is_some_and(|d| {
-                    a.terms.iter().any(|q| self.name_docs.get(q.term as usize).is_some_and(|ds| ds.contains(&(d as u32))))
-                });
-                let needs = self.terms_of_kind(&a.terms, &["need:"]);
-                let places = self.terms_of_kind(&a.terms, &PLACES);
+                let lifted = position.is_some_and(|d| lifts[d]);
                 let named = position.is_some_and(|d| {
                     lifted
                         || a.terms.iter().any(|q| {
@@ -1851,6 +1877,31 @@ mod tests {
         assert!(!index.misses_places(uganda, &["country:uganda"], false), "asked about its own country");
         assert!(!index.misses_places(uganda, &[], false), "a question that names no place");
         assert!(!index.misses_places(bakers, &places, false), "an entry for every country");
+    }
+
+    #[test]
+    fn a_programme_named_with_a_place_lifts_its_centre_for_that_place() {
+        let (lexicon, mut docs) = tiny_parts();
+        // A programme ("Acmetec") with a centre in Uganda whose name does not hold the programme's
+        // name, and an entry for everywhere that does.
+        docs[3].texts = vec![
+            (Field::Name, Some("en".into()), "Acmetec training".into()),
+            (Field::Name, Some("fr".into()), "Formation Acmetec".into()),
+            (Field::Summary, Some("en".into()), "Acmetec trains small firms everywhere".into()),
+            (Field::Summary, Some("fr".into()), "Acmetec forme les petites entreprises partout".into()),
+        ];
+        docs[2].texts.push((Field::Provider, Some("en".into()), "the national Acmetec centre".into()));
+        docs[2].texts.push((Field::Provider, Some("fr".into()), "le centre Acmetec national".into()));
+        let index = Index::build(&lexicon, docs);
+        let top = |q: &str| index.rank(q, &Asker::lang("en")).top.first().map(|(d, _)| *d);
+        assert_eq!(top("acmetec training"), Some(Doc::Entry(3)), "the programme itself");
+        assert_eq!(top("acmetec training in kampala"), Some(Doc::Entry(2)), "its centre for the place named");
+        let places = ["country:uganda"];
+        let terms = index.analyze("acmetec in kampala", "en").terms;
+        let lifted = index.lifted(&terms, &places);
+        let uganda = index.docs.iter().position(|d| d.doc == Doc::Entry(2)).expect("the Uganda entry");
+        assert!(lifted[uganda], "the centre is lifted with the place");
+        assert!(!index.lifted(&terms, &[])[uganda], "without the place it is not");
     }
 
     #[test]
