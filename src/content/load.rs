@@ -828,6 +828,12 @@ impl Builder {
             for (lang, phrases) in &lists {
                 for phrase in phrases {
                     let normal = normalize(phrase.get_ref());
+                    let at_start = phrase.get_ref().trim_start().starts_with('^');
+                    if at_start && !matches!(kind, Cue::Personal | Cue::Outside | Cue::Provider | Cue::Approach) {
+                        root.file.error(&phrase.span(), format!("cue \"{}\": `^` (start of a sentence) is for `[personal]`, `[outside]`, `[provider]` and `[approach]` only", phrase.get_ref()));
+                        continue;
+                    }
+                    let normal = if at_start && !normal.is_empty() { format!("{} {normal}", crate::matching::START) } else { normal };
                     if normal.is_empty() {
                         root.file.error(&phrase.span(), format!("cue \"{}\" has no letters or digits", phrase.get_ref()));
                         continue;

@@ -58,10 +58,14 @@ pub enum Cue {
     /// question about a need in the domain despite a word the content does not know ("a loan for
     /// my bakery"), where a weak one ("money for my wedding") is declined.
     Domain,
+    /// "Hello", "buenas", "bom dia": words that may come before a phrase written `^phrase`, which
+    /// matches only at the start of a sentence ("^me pueden prestar" is a request to the advisor;
+    /// "¿dónde me pueden prestar?" asks who lends).
+    Greeting,
 }
 
 impl Cue {
-    pub const ALL: [Cue; 6] = [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Outside, Cue::Source, Cue::Domain];
+    pub const ALL: [Cue; 7] = [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Outside, Cue::Source, Cue::Domain, Cue::Greeting];
 
     /// The table that lists them in `knowledge/cues.toml`.
     pub fn name(self) -> &'static str {
@@ -72,24 +76,40 @@ impl Cue {
             Cue::Outside => "outside",
             Cue::Source => "source",
             Cue::Domain => "domain",
+            Cue::Greeting => "greeting",
         }
     }
 }
 
+/// The word that marks a cue phrase matched only at the start of a sentence: `^` in
+/// `knowledge/cues.toml`, which normalising would remove, is kept as this word.
+pub const START: &str = "^";
+
 /// Cue phrases of one kind, by their first word: a question's word is compared only with the
-/// phrases that start with it (thousands of phrases cost a lookup per word, not a scan).
+/// phrases that start with it (thousands of phrases cost a lookup per word, not a scan). Each
+/// phrase says whether it counts only at the start of a sentence.
 #[derive(Default)]
-struct Phrases(HashMap<String, Vec<Vec<String>>>);
+struct Phrases(HashMap<String, Vec<(Vec<String>, bool)>>);
 
 impl Phrases {
-    fn push(&mut self, words: Vec<String>) {
-        self.0.entry(words[0].clone()).or_default().push(words);
+    fn push(&mut self, mut words: Vec<String>) {
+        let at_start = words.first().is_some_and(|w| w == START);
+        if at_start {
+            words.remove(0);
+        }
+        if let Some(first) = words.first() {
+            self.0.entry(first.clone()).or_default().push((words, at_start));
+        }
     }
 
-    /// Where the phrases occur in the words: (start, length).
-    fn find<'a>(&'a self, words: &'a [&str]) -> impl Iterator<Item = (usize, usize)> + 'a {
+    /// Where the phrases occur in the words: (start, length). `starts` marks the words that begin
+    /// a sentence (after its greetings), where a phrase written `^phrase` may match.
+    fn find<'a>(&'a self, words: &'a [&str], starts: &'a [bool]) -> impl Iterator<Item = (usize, usize)> + 'a {
         words.iter().enumerate().flat_map(move |(start, first)| {
-            self.0.get(*first).into_iter().flatten().filter_map(move |cue| {
+            self.0.get(*first).into_iter().flatten().filter_map(move |(cue, at_start)| {
+                if *at_start && !starts.get(start).copied().unwrap_or(false) {
+                    return None;
+                }
                 let rest = words.get(start..start + cue.len())?;
                 rest.iter().zip(cue).all(|(w, c)| w == c).then_some((start, cue.len()))
             })
@@ -108,6 +128,8 @@ pub struct Lang {
     outside_cues: Phrases,
     source_cues: Phrases,
     domain_cues: Phrases,
+    /// The words of the greetings that may come before a `^phrase`.
+    greetings: HashSet<String>,
 }
 
 impl std::fmt::Debug for Lang {
@@ -138,6 +160,7 @@ impl Lang {
             outside_cues: Phrases::default(),
             source_cues: Phrases::default(),
             domain_cues: Phrases::default(),
+            greetings: HashSet::new(),
         };
         for (kind, phrase) in cues {
             let words: Vec<String> = phrase.split(' ').filter(|w| !w.is_empty()).map(str::to_string).collect();
@@ -151,6 +174,7 @@ impl Lang {
                 Cue::Outside => lang.outside_cues.push(words),
                 Cue::Source => lang.source_cues.push(words),
                 Cue::Domain => lang.domain_cues.push(words),
+                Cue::Greeting => lang.greetings.extend(words.into_iter().filter(|w| w != START)),
             }
         }
         lang
@@ -169,13 +193,30 @@ impl Lang {
     }
 
     /// Whether the question asks about the source of the advice (the report, the meeting).
-    pub fn about_source(&self, words: &[&str]) -> bool {
-        self.source_cues.find(words).next().is_some()
+    pub fn about_source(&self, words: &[&str], starts: &[bool]) -> bool {
+        self.source_cues.find(words, starts).next().is_some()
     }
 
     /// Whether the question uses a clear term of the domain (`[domain]` of `knowledge/cues.toml`).
-    pub fn names_domain(&self, words: &[&str]) -> bool {
-        self.domain_cues.find(words).next().is_some()
+    pub fn names_domain(&self, words: &[&str], starts: &[bool]) -> bool {
+        self.domain_cues.find(words, starts).next().is_some()
+    }
+
+    /// Which words begin a sentence once its greetings are skipped ("hola, ¿me pueden prestar…":
+    /// "me"). `sentence_of` gives each word's sentence; without it the words are one sentence.
+    pub fn sentence_starts(&self, words: &[&str], sentence_of: Option<&[usize]>) -> Vec<bool> {
+        let mut starts = vec![false; words.len()];
+        let mut open = true;
+        for (i, w) in words.iter().enumerate() {
+            if i > 0 && sentence_of.is_some_and(|s| s[i] != s[i - 1]) {
+                open = true;
+            }
+            if open {
+                starts[i] = true;
+                open = self.greetings.contains(*w);
+            }
+        }
+        starts
     }
 
     /// The question's type from its cue phrases, and which words the cue covers (left out of ranking).
@@ -184,7 +225,7 @@ impl Lang {
     /// message: "who runs" or "how do I apply" counts only there ("c'est moi qui gère" in the story
     /// of a shop does not make its question one about a provider). A request to the advisor itself
     /// or a subject outside the content counts anywhere.
-    pub fn ask(&self, words: &[&str], asking: Option<&[bool]>) -> (Ask, Vec<bool>) {
+    pub fn ask(&self, words: &[&str], asking: Option<&[bool]>, starts: &[bool]) -> (Ask, Vec<bool>) {
         let mut covered = vec![false; words.len()];
         let mut ask = Ask::General;
         for (kind, cues) in [
@@ -194,7 +235,7 @@ impl Lang {
             (Ask::Approach, &self.approach_cues),
         ] {
             let anywhere = matches!(kind, Ask::Personal | Ask::Outside);
-            for (start, len) in cues.find(words) {
+            for (start, len) in cues.find(words, starts) {
                 if !anywhere && asking.is_some_and(|a| !a[start]) {
                     continue;
                 }

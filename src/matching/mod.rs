@@ -42,7 +42,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-pub use lang::{Ask, Cue, Lang};
+pub use lang::{Ask, Cue, Lang, START};
 
 /// Text beyond this many characters is not read for matching.
 pub const MAX_QUERY_CHARS: usize = 1000;
@@ -694,8 +694,13 @@ impl Index {
     pub fn build(lexicon: &Lexicon, documents: Vec<Document>) -> Index {
         let mut index = Index { all_langs: (1u32 << lexicon.languages.len()) - 1, ..Index::default() };
         for (code, stop) in &lexicon.languages {
+            // A leading `^` (start of a sentence) stays a word of its own.
+            let read = |phrase: &str| match phrase.trim_start().strip_prefix('^') {
+                Some(rest) => format!("{START} {}", normalize(rest)),
+                None => normalize(phrase),
+            };
             let cues: Vec<(Cue, String)> =
-                lexicon.cues.iter().filter(|(l, _, _)| l == code).map(|(_, kind, phrase)| (*kind, normalize(phrase))).collect();
+                lexicon.cues.iter().filter(|(l, _, _)| l == code).map(|(_, kind, phrase)| (*kind, read(phrase))).collect();
             index.langs.push(Lang::new(code, stop.iter().map(|w| normalize(w)), cues.iter().map(|(k, p)| (*k, p.as_str()))));
         }
         index.stem_phrases = vec![FastMap::default(); index.langs.len()];
@@ -1190,7 +1195,8 @@ impl Index {
         let split = sentence_of.len() == words.len() && asks.len() >= 2;
         let asking_sentence = if split { asks.iter().rposition(|&q| q).or(Some(asks.len() - 1)) } else { None };
         let asking: Option<Vec<bool>> = asking_sentence.map(|f| sentence_of.iter().map(|&s| s == f || s + 1 == f).collect());
-        let (ask, cue) = lang.ask(&words, asking.as_deref());
+        let starts = lang.sentence_starts(&words, (sentence_of.len() == words.len()).then_some(sentence_of.as_slice()));
+        let (ask, cue) = lang.ask(&words, asking.as_deref(), &starts);
         // Typo correction of words no language uses.
         let mut fixed: Vec<&str> = Vec::with_capacity(words.len());
         let mut corrected = vec![false; words.len()];
@@ -1325,14 +1331,14 @@ impl Index {
             // whether the question is in the domain.
             // Only with a clear term of the domain, though: a story about a hospital bill that ends
             // "where can I borrow?" keeps its unknown words.
-            unknown: unknown_sentences.iter().filter(|&&s| !in_story(s) || !lang.names_domain(&words)).count(),
+            unknown: unknown_sentences.iter().filter(|&&s| !in_story(s) || !lang.names_domain(&words, &starts)).count(),
             names_need: terms.iter().any(is_need),
             vague: about_need && asked.iter().all(|q| !topical(q) || is_need(q)),
             need_only: about_need && asked.iter().all(|q| !topical(q) || is_need(q) || !self.anchor[q.term as usize]),
-            domain_term: lang.names_domain(&words),
+            domain_term: lang.names_domain(&words, &starts),
             says_more: readings.iter().any(|r| r.how == "unknown") || terms.iter().any(|q| !is_need(q)),
             story_words,
-            about_source: lang.about_source(&words),
+            about_source: lang.about_source(&words, &starts),
             readings,
             terms,
         }
@@ -1823,6 +1829,9 @@ mod tests {
                 ("en", Cue::Personal, "can you lend"),
                 ("en", Cue::Personal, "you lend me"),
                 ("en", Cue::Outside, "bitcoin"),
+                ("en", Cue::Personal, "^lend me"),
+                ("en", Cue::Greeting, "hello"),
+                ("en", Cue::Greeting, "good morning"),
             ]
             .into_iter()
             .map(|(l, k, p)| (l.to_string(), k, p.to_string()))
@@ -1902,6 +1911,16 @@ mod tests {
         let uganda = index.docs.iter().position(|d| d.doc == Doc::Entry(2)).expect("the Uganda entry");
         assert!(lifted[uganda], "the centre is lifted with the place");
         assert!(!index.lifted(&terms, &[])[uganda], "without the place it is not");
+    }
+
+    #[test]
+    fn a_cue_written_at_the_start_counts_only_at_the_start_of_a_sentence_after_greetings() {
+        let index = tiny();
+        assert_eq!(index.ask("lend me 50 dollars for the bakery", "en"), Ask::Personal);
+        assert_eq!(index.ask("Hello, good morning: lend me 50 dollars", "en"), Ask::Personal);
+        assert_eq!(index.ask("My oven broke. Lend me 50 dollars", "en"), Ask::Personal, "a later sentence");
+        assert_eq!(index.ask("who will lend me money for the bakery", "en"), Ask::General);
+        assert_eq!(index.ask("bakery lend me", "en"), Ask::General);
     }
 
     #[test]
