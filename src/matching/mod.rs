@@ -250,20 +250,47 @@ pub struct Thresholds {
 ///   margin answers more questions as a card but lets close calls through (2.7% at 0.15).
 pub const THRESHOLDS: Thresholds = Thresholds { decline: 4.5, answer: 6.0, margin: 0.3 };
 
+/// `f` over the items on every core (a few threads, each a run of items), the results in the
+/// items' order: loading ranks thousands of example questions.
+pub fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>())).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(results) => results,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
 /// Lowercase, without accents, punctuation or emoji, single spaces.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut space = true;
-    for c in text.chars().take(MAX_QUERY_CHARS).nfkd() {
-        if is_combining_mark(c) {
-            continue;
-        }
-        if c.is_alphanumeric() {
+    let mut push = |c: char| {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+            space = false;
+        } else if c.is_alphanumeric() && !is_combining_mark(c) {
             out.extend(c.to_lowercase());
             space = false;
-        } else if !space {
+        } else if !space && !is_combining_mark(c) {
             out.push(' ');
             space = true;
+        }
+    };
+    // Decomposing character by character gives what decomposing the text would, once the
+    // combining marks are dropped; most characters are ASCII and need none.
+    for c in text.chars().take(MAX_QUERY_CHARS) {
+        if c.is_ascii() {
+            push(c);
+        } else {
+            std::iter::once(c).nfkd().for_each(&mut push);
         }
     }
     if out.ends_with(' ') {
@@ -590,6 +617,8 @@ pub struct Index {
     /// Per term: the entries whose name (in any language) holds it, when it is a proper name
     /// (an organisation's or a programme's, a synonym group or a keyword) that few names hold.
     name_docs: Vec<Vec<u32>>,
+    /// Per place term (country, region): the entries for it.
+    place_docs: FastMap<u32, Vec<u32>>,
     /// The terms of each example question (sorted) to its document; `None` when two documents share them.
     examples: HashMap<Vec<(u32, usize)>, Option<Doc>>,
     all_langs: u32,
@@ -881,6 +910,13 @@ impl Index {
             }
         }
         index.name_docs = name_docs;
+        for (d, doc) in index.docs.iter().enumerate().filter(|(_, doc)| matches!(doc.doc, Doc::Entry(_))) {
+            for c in doc.concepts.iter().filter(|c| of_kind(c, &PLACES)) {
+                if let Some(&t) = index.terms.get(c.as_str()) {
+                    index.place_docs.entry(t).or_default().push(d as u32);
+                }
+            }
+        }
         // Postings of terms created late (none after the views) stay aligned with the names.
         for view in &mut index.postings {
             view.resize(index.term_names.len(), Vec::new());
@@ -899,22 +935,29 @@ impl Index {
         index.word_list = word_list;
         // Example questions, read as a question is: the same terms are answered by their document.
         let mut examples: HashMap<Vec<(u32, usize)>, Option<Doc>> = HashMap::new();
-        for document in &index.docs {
-            for (field, lang, text) in &document.texts {
-                let (Field::Examples, Some(lang)) = (field, lang) else { continue };
-                let key = index.analyze(text, lang).key();
-                if key.is_empty() {
-                    continue;
-                }
-                // Shared by two documents: an intent's guided flow serves the generic question
-                // better; between two entries or two intents, neither.
-                let slot = examples.entry(key).or_insert(Some(document.doc));
-                match (*slot, document.doc) {
-                    (Some(d), me) if d == me => {}
-                    (Some(Doc::Intent(_)), Doc::Entry(_)) => {}
-                    (Some(Doc::Entry(_)), Doc::Intent(_)) => *slot = Some(document.doc),
-                    _ => *slot = None,
-                }
+        let texts: Vec<(Doc, &str, &str)> = index
+            .docs
+            .iter()
+            .flat_map(|d| {
+                d.texts.iter().filter_map(move |(field, lang, text)| match (field, lang) {
+                    (Field::Examples, Some(lang)) => Some((d.doc, lang.as_str(), text.as_str())),
+                    _ => None,
+                })
+            })
+            .collect();
+        let keys = in_parallel(&texts, |(_, lang, text)| index.analyze(text, lang).key());
+        for ((doc, _, _), key) in texts.iter().zip(keys) {
+            if key.is_empty() {
+                continue;
+            }
+            // Shared by two documents: an intent's guided flow serves the generic question
+            // better; between two entries or two intents, neither.
+            let slot = examples.entry(key).or_insert(Some(*doc));
+            match (*slot, *doc) {
+                (Some(d), me) if d == me => {}
+                (Some(Doc::Intent(_)), Doc::Entry(_)) => {}
+                (Some(Doc::Entry(_)), Doc::Intent(_)) => *slot = Some(*doc),
+                _ => *slot = None,
             }
         }
         index.examples = examples;
@@ -1378,27 +1421,25 @@ impl Index {
     /// and, when it also names a place, the entries for that place (or its region) whose texts use
     /// a proper name of the question ("empretec en argentina" names EMPRETEC Argentina, whose
     /// texts say EMPRETEC, not only the programme whose short name it is).
-    fn lifted(&self, terms: &[QTerm], places: &[&str]) -> Vec<bool> {
+    fn lifted(&self, terms: &[QTerm]) -> Vec<bool> {
         let mut lifted = vec![false; self.docs.len()];
         for q in terms {
             for &d in self.name_docs.get(q.term as usize).into_iter().flatten() {
                 lifted[d as usize] = true;
             }
         }
-        if places.is_empty() {
+        let named: Vec<&QTerm> = terms.iter().filter(|q| self.named[q.term as usize] && !self.context[q.term as usize]).collect();
+        if named.is_empty() {
             return lifted;
         }
-        let regions: Vec<&str> = terms
+        let places = terms
             .iter()
-            .filter(|q| places.contains(&self.term_names[q.term as usize].as_str()))
-            .filter_map(|q| self.parent.get(&q.term).map(|r| self.term_names[*r as usize].as_str()))
-            .collect();
-        for q in terms.iter().filter(|q| self.named[q.term as usize] && !self.context[q.term as usize]) {
-            for &(d, _) in &self.postings[q.lang][q.term as usize] {
-                let doc = &self.docs[d as usize];
-                if matches!(doc.doc, Doc::Entry(_))
-                    && doc.concepts.iter().any(|c| places.contains(&c.as_str()) || regions.contains(&c.as_str()))
-                {
+            .filter(|q| of_kind(&self.term_names[q.term as usize], &PLACES))
+            .flat_map(|q| std::iter::once(q.term).chain(self.parent.get(&q.term).copied()));
+        for place in places {
+            for &d in self.place_docs.get(&place).into_iter().flatten() {
+                // Postings are in document order.
+                if named.iter().any(|q| self.postings[q.lang][q.term as usize].binary_search_by_key(&d, |&(x, _)| x).is_ok()) {
                     lifted[d as usize] = true;
                 }
             }
@@ -1504,7 +1545,7 @@ impl Index {
         let profile: Vec<u32> = asker.profile.iter().filter_map(|p| self.terms.get(p).copied()).collect();
         let needs = self.terms_of_kind(&analysis.terms, &["need:"]);
         let places = self.terms_of_kind(&analysis.terms, &PLACES);
-        let lifted = self.lifted(&analysis.terms, &places);
+        let lifted = self.lifted(&analysis.terms);
         let ranked: Vec<(u32, f32, bool, f32)> = touched
             .into_iter()
             .map(|d| {
@@ -1668,7 +1709,7 @@ impl Index {
             let _ = writeln!(out, "top documents:");
             let needs = self.terms_of_kind(&a.terms, &["need:"]);
             let places = self.terms_of_kind(&a.terms, &PLACES);
-            let lifts = self.lifted(&a.terms, &places);
+            let lifts = self.lifted(&a.terms);
             for (doc, score) in &ranking.top {
                 let position = self.docs.iter().position(|x| x.doc == *doc);
                 let lifted = position.is_some_and(|d| lifts[d]);
@@ -1786,6 +1827,31 @@ mod tests {
         assert_eq!(normalize("  Crédit, à l'ÉCOLE!! 🚀 "), "credit a l ecole");
         assert_eq!(normalize("Côte d'Ivoire"), "cote d ivoire");
         assert_eq!(normalize("ቡና ኢትዮጵያ"), "ቡና ኢትዮጵያ");
+        // Decomposing character by character reads as decomposing the whole text would.
+        let whole = |text: &str| {
+            let mut out = String::new();
+            let mut space = true;
+            for c in text.chars().nfkd().filter(|c| !is_combining_mark(*c)) {
+                if c.is_alphanumeric() {
+                    out.extend(c.to_lowercase());
+                    space = false;
+                } else if !space {
+                    out.push(' ');
+                    space = true;
+                }
+            }
+            out.trim_end().to_string()
+        };
+        for text in [
+            "ﬁnancement ＡＢＣ ½",
+            "İstanbul ǅ Ωmega",
+            "e\u{301}\u{327}te\u{301} ñ",
+            "São Tomé, Bissau — ‘ok’",
+            "١٢٣ مرحبا",
+            "x\u{301}\u{301}y",
+        ] {
+            assert_eq!(normalize(text), whole(text), "{text}");
+        }
     }
 
     #[test]
@@ -1905,12 +1971,9 @@ mod tests {
         let top = |q: &str| index.rank(q, &Asker::lang("en")).top.first().map(|(d, _)| *d);
         assert_eq!(top("acmetec training"), Some(Doc::Entry(3)), "the programme itself");
         assert_eq!(top("acmetec training in kampala"), Some(Doc::Entry(2)), "its centre for the place named");
-        let places = ["country:uganda"];
-        let terms = index.analyze("acmetec in kampala", "en").terms;
-        let lifted = index.lifted(&terms, &places);
         let uganda = index.docs.iter().position(|d| d.doc == Doc::Entry(2)).expect("the Uganda entry");
-        assert!(lifted[uganda], "the centre is lifted with the place");
-        assert!(!index.lifted(&terms, &[])[uganda], "without the place it is not");
+        assert!(index.lifted(&index.analyze("acmetec in kampala", "en").terms)[uganda], "the centre is lifted with the place");
+        assert!(!index.lifted(&index.analyze("acmetec training", "en").terms)[uganda], "without the place it is not");
     }
 
     #[test]
