@@ -1437,10 +1437,22 @@ impl Index {
             .filter(|q| of_kind(&self.term_names[q.term as usize], &PLACES))
             .flat_map(|q| std::iter::once(q.term).chain(self.parent.get(&q.term).copied()));
         for place in places {
-            for &d in self.place_docs.get(&place).into_iter().flatten() {
-                // Postings are in document order.
-                if named.iter().any(|q| self.postings[q.lang][q.term as usize].binary_search_by_key(&d, |&(x, _)| x).is_ok()) {
-                    lifted[d as usize] = true;
+            let Some(local) = self.place_docs.get(&place) else { continue };
+            for q in &named {
+                // Both lists are in document order: walk the shorter, search the longer.
+                let postings = &self.postings[q.lang][q.term as usize];
+                if local.len() <= postings.len() {
+                    for &d in local {
+                        if postings.binary_search_by_key(&d, |&(x, _)| x).is_ok() {
+                            lifted[d as usize] = true;
+                        }
+                    }
+                } else {
+                    for &(d, _) in postings {
+                        if local.binary_search(&d).is_ok() {
+                            lifted[d as usize] = true;
+                        }
+                    }
                 }
             }
         }
