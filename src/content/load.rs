@@ -833,7 +833,8 @@ impl Builder {
                         root.file.error(&phrase.span(), format!("cue \"{}\": `^` (start of a sentence) is for `[personal]`, `[outside]`, `[provider]` and `[approach]` only", phrase.get_ref()));
                         continue;
                     }
-                    let normal = if at_start && !normal.is_empty() { format!("{} {normal}", crate::matching::START) } else { normal };
+                    // Kept as written: the index reads the mark (`matching::Index::build`).
+                    let normal = if at_start && !normal.is_empty() { format!("^{normal}") } else { normal };
                     if normal.is_empty() {
                         root.file.error(&phrase.span(), format!("cue \"{}\" has no letters or digits", phrase.get_ref()));
                         continue;

@@ -42,7 +42,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-pub use lang::{Ask, Cue, Lang, START};
+use lang::START;
+pub use lang::{Ask, Cue, Lang};
 
 /// Text beyond this many characters is not read for matching.
 pub const MAX_QUERY_CHARS: usize = 1000;
@@ -1437,22 +1438,10 @@ impl Index {
             .filter(|q| of_kind(&self.term_names[q.term as usize], &PLACES))
             .flat_map(|q| std::iter::once(q.term).chain(self.parent.get(&q.term).copied()));
         for place in places {
-            let Some(local) = self.place_docs.get(&place) else { continue };
-            for q in &named {
-                // Both lists are in document order: walk the shorter, search the longer.
-                let postings = &self.postings[q.lang][q.term as usize];
-                if local.len() <= postings.len() {
-                    for &d in local {
-                        if postings.binary_search_by_key(&d, |&(x, _)| x).is_ok() {
-                            lifted[d as usize] = true;
-                        }
-                    }
-                } else {
-                    for &(d, _) in postings {
-                        if local.binary_search(&d).is_ok() {
-                            lifted[d as usize] = true;
-                        }
-                    }
+            for &d in self.place_docs.get(&place).into_iter().flatten() {
+                // Postings are in document order.
+                if named.iter().any(|q| self.postings[q.lang][q.term as usize].binary_search_by_key(&d, |&(x, _)| x).is_ok()) {
+                    lifted[d as usize] = true;
                 }
             }
         }
