@@ -24,7 +24,8 @@ pub enum Ask {
     /// declined whatever else the question says.
     Personal,
     /// "Bitcoin", "visa", "will it rain": a subject the content does not cover, listed in
-    /// `[outside]` of `knowledge/cues.toml`; declined whatever else the question says.
+    /// `[outside]` of `knowledge/cues.toml`; declined whatever else the question says. So is
+    /// private life without a word of a business (`[private]`, `[business]`).
     Outside,
 }
 
@@ -58,6 +59,14 @@ pub enum Cue {
     /// question about a need in the domain despite a word the content does not know ("a loan for
     /// my bakery"), where a weak one ("money for my wedding") is declined.
     Domain,
+    /// "My shop", "clients", "ma boutique": words of a business. They are clear terms of the domain
+    /// too (as [`Cue::Domain`]), and they keep a question that uses a word of private life in the
+    /// domain ("my husband and I run a bakery").
+    Business,
+    /// "Wedding", "school fees", "my boss": words of private life. A question that uses one and no
+    /// word of a business ([`Cue::Business`]) is [`Ask::Outside`], declined ("a quick loan for school
+    /// fees"); one with a business word is not ("my shop pays the school fees, how can it borrow?").
+    Private,
     /// "Hello", "buenas", "bom dia": words that may come before a phrase written `^phrase`, which
     /// matches only at the start of a sentence ("^me pueden prestar" is a request to the advisor;
     /// "¿dónde me pueden prestar?" asks who lends).
@@ -65,7 +74,8 @@ pub enum Cue {
 }
 
 impl Cue {
-    pub const ALL: [Cue; 7] = [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Outside, Cue::Source, Cue::Domain, Cue::Greeting];
+    pub const ALL: [Cue; 9] =
+        [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Outside, Cue::Source, Cue::Domain, Cue::Business, Cue::Private, Cue::Greeting];
 
     /// The table that lists them in `knowledge/cues.toml`.
     pub fn name(self) -> &'static str {
@@ -76,6 +86,8 @@ impl Cue {
             Cue::Outside => "outside",
             Cue::Source => "source",
             Cue::Domain => "domain",
+            Cue::Business => "business",
+            Cue::Private => "private",
             Cue::Greeting => "greeting",
         }
     }
@@ -128,6 +140,8 @@ pub struct Lang {
     outside_cues: Phrases,
     source_cues: Phrases,
     domain_cues: Phrases,
+    business_cues: Phrases,
+    private_cues: Phrases,
     /// The words of the greetings that may come before a `^phrase`.
     greetings: HashSet<String>,
 }
@@ -160,6 +174,8 @@ impl Lang {
             outside_cues: Phrases::default(),
             source_cues: Phrases::default(),
             domain_cues: Phrases::default(),
+            business_cues: Phrases::default(),
+            private_cues: Phrases::default(),
             greetings: HashSet::new(),
         };
         for (kind, phrase) in cues {
@@ -174,6 +190,8 @@ impl Lang {
                 Cue::Outside => lang.outside_cues.push(words),
                 Cue::Source => lang.source_cues.push(words),
                 Cue::Domain => lang.domain_cues.push(words),
+                Cue::Business => lang.business_cues.push(words),
+                Cue::Private => lang.private_cues.push(words),
                 Cue::Greeting => lang.greetings.extend(words.into_iter().filter(|w| w != START)),
             }
         }
@@ -197,9 +215,15 @@ impl Lang {
         self.source_cues.find(words, starts).next().is_some()
     }
 
-    /// Whether the question uses a clear term of the domain (`[domain]` of `knowledge/cues.toml`).
+    /// Whether the question uses a clear term of the domain (`[domain]` or `[business]` of
+    /// `knowledge/cues.toml`).
     pub fn names_domain(&self, words: &[&str], starts: &[bool]) -> bool {
-        self.domain_cues.find(words, starts).next().is_some()
+        self.domain_cues.find(words, starts).next().is_some() || self.names_business(words, starts)
+    }
+
+    /// Whether the question uses a word of a business (`[business]`).
+    fn names_business(&self, words: &[&str], starts: &[bool]) -> bool {
+        self.business_cues.find(words, starts).next().is_some()
     }
 
     /// Which words begin a sentence once its greetings are skipped ("hola, ¿me pueden prestar…":
@@ -246,6 +270,13 @@ impl Lang {
                     *c = true;
                 }
             }
+        }
+        // Private life without a word of a business, anywhere in the message: outside.
+        if !matches!(ask, Ask::Personal | Ask::Outside)
+            && self.private_cues.find(words, starts).next().is_some()
+            && !self.names_business(words, starts)
+        {
+            ask = Ask::Outside;
         }
         (ask, covered)
     }

@@ -1433,11 +1433,11 @@ impl Index {
         if named.is_empty() {
             return lifted;
         }
-        let places = terms
-            .iter()
-            .filter(|q| of_kind(&self.term_names[q.term as usize], &PLACES))
-            .flat_map(|q| std::iter::once(q.term).chain(self.parent.get(&q.term).copied()));
-        for place in places {
+        // The place the question names, not the region a named country adds: "EMPRETEC in Ghana"
+        // does not lift the EMPRETEC Africa Forum; "EMPRETEC en Afrique" does.
+        let places: Vec<u32> = terms.iter().filter(|q| of_kind(&self.term_names[q.term as usize], &PLACES)).map(|q| q.term).collect();
+        let added: Vec<u32> = places.iter().filter_map(|p| self.parent.get(p).copied()).collect();
+        for place in places.iter().copied().filter(|p| !added.contains(p)) {
             for &d in self.place_docs.get(&place).into_iter().flatten() {
                 // Postings are in document order.
                 if named.iter().any(|q| self.postings[q.lang][q.term as usize].binary_search_by_key(&d, |&(x, _)| x).is_ok()) {
@@ -1899,6 +1899,10 @@ mod tests {
                 ("en", Cue::Personal, "^lend me"),
                 ("en", Cue::Greeting, "hello"),
                 ("en", Cue::Greeting, "good morning"),
+                ("en", Cue::Private, "school fees"),
+                ("en", Cue::Private, "my boss"),
+                ("en", Cue::Business, "my shop"),
+                ("en", Cue::Business, "customers"),
             ]
             .into_iter()
             .map(|(l, k, p)| (l.to_string(), k, p.to_string()))
@@ -2100,5 +2104,15 @@ mod tests {
         assert_eq!(index.ask("should i put my bakery profits in bitcoin", "en"), Ask::Outside);
         assert_eq!(index.ask("bakery loans for bitcoiners", "en"), Ask::General);
         assert_eq!(index.ask("the bank will not lend me money for the bakery", "en"), Ask::General);
+    }
+
+    #[test]
+    fn private_life_without_a_word_of_a_business_is_outside() {
+        let index = tiny();
+        assert_eq!(index.ask("where can i get a quick loan for school fees", "en"), Ask::Outside);
+        assert_eq!(index.ask("My boss did not pay me. Who runs the bakery loans?", "en"), Ask::Outside, "anywhere in the message");
+        assert_eq!(index.ask("my shop pays the school fees, where can it get a loan", "en"), Ask::General);
+        assert_eq!(index.ask("my boss wants more customers, who runs the bakery loans", "en"), Ask::Provider);
+        assert_eq!(index.ask("can you lend me school fees", "en"), Ask::Personal, "a request to the advisor stays one");
     }
 }
