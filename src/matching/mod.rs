@@ -1419,9 +1419,11 @@ impl Index {
     }
 
     /// The documents the question names (see [`NAMED_LIFT`]): by a distinctive word of their name;
-    /// and, when it also names a place, the entries for that place (or its region) whose texts use
-    /// a proper name of the question ("empretec en argentina" names EMPRETEC Argentina, whose
-    /// texts say EMPRETEC, not only the programme whose short name it is).
+    /// and, when it also names a place, the entries for that place whose texts use a proper name of
+    /// the question ("empretec en argentina" names EMPRETEC Argentina, whose texts say EMPRETEC,
+    /// not only the programme whose short name it is). The place is the one written, not the
+    /// region a named country adds: "empretec workshop in ghana" does not name the EMPRETEC Africa
+    /// Forum (which took first place from EMPRETEC on three fresh questions of round 11 and 12).
     fn lifted(&self, terms: &[QTerm]) -> Vec<bool> {
         let mut lifted = vec![false; self.docs.len()];
         for q in terms {
