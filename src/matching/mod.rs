@@ -1974,6 +1974,20 @@ mod tests {
         ];
         docs[2].texts.push((Field::Provider, Some("en".into()), "the national Acmetec centre".into()));
         docs[2].texts.push((Field::Provider, Some("fr".into()), "le centre Acmetec national".into()));
+        // Uganda is in Africa, which has an Acmetec forum.
+        let mut lexicon = lexicon;
+        lexicon.concepts[0].parent = Some("region:africa".into());
+        lexicon.concepts.push(Concept {
+            term: "region:africa".into(),
+            context: true,
+            parent: None,
+            phrases: vec![(Some("en".into()), "Africa".into()), (Some("fr".into()), "Afrique".into())],
+            proper: true,
+            correct_to: true,
+        });
+        docs[1].concepts = vec!["region:africa".into()];
+        docs[1].texts.push((Field::Summary, Some("en".into()), "the Acmetec forum of Africa".into()));
+        docs[1].texts.push((Field::Summary, Some("fr".into()), "le forum Acmetec d'Afrique".into()));
         let index = Index::build(&lexicon, docs);
         let top = |q: &str| index.rank(q, &Asker::lang("en")).top.first().map(|(d, _)| *d);
         assert_eq!(top("acmetec training"), Some(Doc::Entry(3)), "the programme itself");
@@ -1981,6 +1995,9 @@ mod tests {
         let uganda = index.docs.iter().position(|d| d.doc == Doc::Entry(2)).expect("the Uganda entry");
         assert!(index.lifted(&index.analyze("acmetec in kampala", "en").terms)[uganda], "the centre is lifted with the place");
         assert!(!index.lifted(&index.analyze("acmetec training", "en").terms)[uganda], "without the place it is not");
+        let africa = index.docs.iter().position(|d| d.doc == Doc::Entry(1)).expect("the Africa entry");
+        assert!(index.lifted(&index.analyze("acmetec in africa", "en").terms)[africa], "the region named");
+        assert!(!index.lifted(&index.analyze("acmetec in kampala", "en").terms)[africa], "not the region a country adds");
     }
 
     #[test]
