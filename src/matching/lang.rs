@@ -271,12 +271,15 @@ impl Lang {
                 }
             }
         }
-        // Private life without a word of a business, anywhere in the message: outside.
-        if !matches!(ask, Ask::Personal | Ask::Outside)
-            && self.private_cues.find(words, starts).next().is_some()
-            && !self.names_business(words, starts)
-        {
-            ask = Ask::Outside;
+        // Private life without a word of a business, anywhere in the message: outside (its words
+        // show as the question type in `explain`).
+        if !matches!(ask, Ask::Personal | Ask::Outside) && !self.names_business(words, starts) {
+            for (start, len) in self.private_cues.find(words, starts) {
+                ask = Ask::Outside;
+                for c in &mut covered[start..start + len] {
+                    *c = true;
+                }
+            }
         }
         (ask, covered)
     }
