@@ -134,14 +134,8 @@ pub struct Lang {
     pub code: String,
     stemmer: Option<Stemmer>,
     pub stopwords: HashSet<String>,
-    provider_cues: Phrases,
-    approach_cues: Phrases,
-    personal_cues: Phrases,
-    outside_cues: Phrases,
-    source_cues: Phrases,
-    domain_cues: Phrases,
-    business_cues: Phrases,
-    private_cues: Phrases,
+    /// The phrases of each kind, by [`Cue`] (greetings are kept as words instead).
+    cues: [Phrases; Cue::ALL.len()],
     /// The words of the greetings that may come before a `^phrase`.
     greetings: HashSet<String>,
 }
@@ -168,14 +162,7 @@ impl Lang {
             code: code.to_string(),
             stemmer: algorithm.map(Stemmer::create),
             stopwords: stopwords.into_iter().collect(),
-            provider_cues: Phrases::default(),
-            approach_cues: Phrases::default(),
-            personal_cues: Phrases::default(),
-            outside_cues: Phrases::default(),
-            source_cues: Phrases::default(),
-            domain_cues: Phrases::default(),
-            business_cues: Phrases::default(),
-            private_cues: Phrases::default(),
+            cues: std::array::from_fn(|_| Phrases::default()),
             greetings: HashSet::new(),
         };
         for (kind, phrase) in cues {
@@ -184,18 +171,16 @@ impl Lang {
                 continue;
             }
             match kind {
-                Cue::Provider => lang.provider_cues.push(words),
-                Cue::Approach => lang.approach_cues.push(words),
-                Cue::Personal => lang.personal_cues.push(words),
-                Cue::Outside => lang.outside_cues.push(words),
-                Cue::Source => lang.source_cues.push(words),
-                Cue::Domain => lang.domain_cues.push(words),
-                Cue::Business => lang.business_cues.push(words),
-                Cue::Private => lang.private_cues.push(words),
                 Cue::Greeting => lang.greetings.extend(words.into_iter().filter(|w| w != START)),
+                kind => lang.cues[kind as usize].push(words),
             }
         }
         lang
+    }
+
+    /// The cue phrases of a kind.
+    fn phrases(&self, kind: Cue) -> &Phrases {
+        &self.cues[kind as usize]
     }
 
     /// The stem of a normalised word.
@@ -212,18 +197,18 @@ impl Lang {
 
     /// Whether the question asks about the source of the advice (the report, the meeting).
     pub fn about_source(&self, words: &[&str], starts: &[bool]) -> bool {
-        self.source_cues.find(words, starts).next().is_some()
+        self.phrases(Cue::Source).find(words, starts).next().is_some()
     }
 
     /// Whether the question uses a clear term of the domain (`[domain]` or `[business]` of
     /// `knowledge/cues.toml`).
     pub fn names_domain(&self, words: &[&str], starts: &[bool]) -> bool {
-        self.domain_cues.find(words, starts).next().is_some() || self.names_business(words, starts)
+        self.phrases(Cue::Domain).find(words, starts).next().is_some() || self.names_business(words, starts)
     }
 
     /// Whether the question uses a word of a business (`[business]`).
     fn names_business(&self, words: &[&str], starts: &[bool]) -> bool {
-        self.business_cues.find(words, starts).next().is_some()
+        self.phrases(Cue::Business).find(words, starts).next().is_some()
     }
 
     /// Which words begin a sentence once its greetings are skipped ("hola, ¿me pueden prestar…":
@@ -253,10 +238,10 @@ impl Lang {
         let mut covered = vec![false; words.len()];
         let mut ask = Ask::General;
         for (kind, cues) in [
-            (Ask::Personal, &self.personal_cues),
-            (Ask::Outside, &self.outside_cues),
-            (Ask::Provider, &self.provider_cues),
-            (Ask::Approach, &self.approach_cues),
+            (Ask::Personal, self.phrases(Cue::Personal)),
+            (Ask::Outside, self.phrases(Cue::Outside)),
+            (Ask::Provider, self.phrases(Cue::Provider)),
+            (Ask::Approach, self.phrases(Cue::Approach)),
         ] {
             let anywhere = matches!(kind, Ask::Personal | Ask::Outside);
             for (start, len) in cues.find(words, starts) {
@@ -274,7 +259,7 @@ impl Lang {
         // Private life without a word of a business, anywhere in the message: outside (its words
         // show as the question type in `explain`).
         if !matches!(ask, Ask::Personal | Ask::Outside) && !self.names_business(words, starts) {
-            for (start, len) in self.private_cues.find(words, starts) {
+            for (start, len) in self.phrases(Cue::Private).find(words, starts) {
                 ask = Ask::Outside;
                 for c in &mut covered[start..start + len] {
                     *c = true;

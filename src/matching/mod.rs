@@ -1367,6 +1367,7 @@ impl Index {
         // The question proper: the asking sentences of a story, or all of a short message.
         let asked: Vec<QTerm> = raw_asked;
         let about_need = asked.iter().any(is_need);
+        let domain_term = lang.names_domain(&words, &starts);
         Analysis {
             lang: lang.code.clone(),
             evidence: self.langs.iter().map(|l| l.code.clone()).zip(evidence).collect(),
@@ -1375,11 +1376,11 @@ impl Index {
             // whether the question is in the domain.
             // Only with a clear term of the domain, though: a story about a hospital bill that ends
             // "where can I borrow?" keeps its unknown words.
-            unknown: unknown_sentences.iter().filter(|&&s| !in_story(s) || !lang.names_domain(&words, &starts)).count(),
+            unknown: unknown_sentences.iter().filter(|&&s| !in_story(s) || !domain_term).count(),
             names_need: terms.iter().any(is_need),
             vague: about_need && asked.iter().all(|q| !topical(q) || is_need(q)),
             need_only: about_need && asked.iter().all(|q| !topical(q) || is_need(q) || !self.anchor[q.term as usize]),
-            domain_term: lang.names_domain(&words, &starts),
+            domain_term,
             says_more: readings.iter().any(|r| r.how == "unknown") || terms.iter().any(|q| !is_need(q)),
             story_words,
             about_source: lang.about_source(&words, &starts),
