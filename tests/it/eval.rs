@@ -12,11 +12,12 @@ use std::process::Command;
 use crate::support;
 
 /// Floors on the test split: right answers per language, confident wrong answers overall, and
-/// out-of-domain questions declined. Measured 2026-12-06 after round 8 (private life, owner
-/// wording): en 89.3, es 92.2, fr 93.0, pt 95.4; confident wrong 0.4%; 27 of 30 declined (after
-/// round 7: pt 96.9, confident wrong 0.8%). A floor of 87 leaves English one question of slack. Earlier floors: 86 at en 89.3, fr 89.5 (round 6); 84 at
-/// en 85.7-87.5, pt 86.2-89.2; 74 at en 82.1, es 89.1, fr 78.9, pt 78.5; 72 before.
-const FLOOR_RIGHT: f32 = 87.0;
+/// out-of-domain questions declined. Measured 2026-12-07 after round 9 (out-of-domain subjects,
+/// owner wording for 22 entries): en 91.1, es 93.8, fr 96.5, pt 95.4; confident wrong 0.4%; 28 of
+/// 30 declined. A floor of 89 leaves English one question of slack. Earlier floors: 87 at en 89.3
+/// (round 8); 86 at en 89.3, fr 89.5 (round 6); 84 at en 85.7-87.5, pt 86.2-89.2; 74 at en 82.1,
+/// es 89.1, fr 78.9, pt 78.5; 72 before.
+const FLOOR_RIGHT: f32 = 89.0;
 const CEILING_CONFIDENT_WRONG: f32 = 3.0;
 const FLOOR_OOD_DECLINED: f32 = 0.9;
 
