@@ -258,11 +258,15 @@ impl Lang {
         }
         // Private life without a word of a business, anywhere in the message: outside (its words
         // show as the question type in `explain`).
-        if !matches!(ask, Ask::Personal | Ask::Outside) && !self.names_business(words, starts) {
-            for (start, len) in self.phrases(Cue::Private).find(words, starts) {
+        // Most questions name no private word, so the business words are looked for only after one.
+        if !matches!(ask, Ask::Personal | Ask::Outside) {
+            let private: Vec<(usize, usize)> = self.phrases(Cue::Private).find(words, starts).collect();
+            if !private.is_empty() && !self.names_business(words, starts) {
                 ask = Ask::Outside;
-                for c in &mut covered[start..start + len] {
-                    *c = true;
+                for (start, len) in private {
+                    for c in &mut covered[start..start + len] {
+                        *c = true;
+                    }
                 }
             }
         }
