@@ -234,9 +234,16 @@ impl Lang {
     /// message: "who runs" or "how do I apply" counts only there ("c'est moi qui gère" in the story
     /// of a shop does not make its question one about a provider). A request to the advisor itself
     /// or a subject outside the content counts anywhere.
-    pub fn ask(&self, words: &[&str], asking: Option<&[bool]>, starts: &[bool]) -> (Ask, Vec<bool>) {
+    ///
+    /// Also whether the question is about private life beside a business ("I sell at the market,
+    /// but my children's school refuses to let me pay in parts"): the question proper (the
+    /// sentences that ask, for a long message) names at least as many words of private life as
+    /// words of a business and terms of the domain. Such a question is declined unless the content
+    /// matches it strongly (see `matching::PRIVATE_EVIDENCE`); its type stays what the cues say.
+    pub fn ask(&self, words: &[&str], asking: Option<&[bool]>, starts: &[bool]) -> (Ask, bool, Vec<bool>) {
         let mut covered = vec![false; words.len()];
         let mut ask = Ask::General;
+        let mut beside = false;
         for (kind, cues) in [
             (Ask::Personal, self.phrases(Cue::Personal)),
             (Ask::Outside, self.phrases(Cue::Outside)),
@@ -256,20 +263,32 @@ impl Lang {
                 }
             }
         }
-        // Private life without a word of a business, anywhere in the message: outside (its words
-        // show as the question type in `explain`).
+        // Private life without a word of a business, anywhere in the message: outside; with a word of
+        // a business, private life when the question proper says more of it than of the business
+        // and the domain. Either way its words show as the question type in `explain`.
         // Most questions name no private word, so the business words are looked for only after one.
         if !matches!(ask, Ask::Personal | Ask::Outside) {
             let private: Vec<(usize, usize)> = self.phrases(Cue::Private).find(words, starts).collect();
-            if !private.is_empty() && !self.names_business(words, starts) {
-                ask = Ask::Outside;
-                for (start, len) in private {
-                    for c in &mut covered[start..start + len] {
-                        *c = true;
+            if !private.is_empty() {
+                let asked = |(start, _): &(usize, usize)| asking.is_none_or(|a| a[*start]);
+                let business: Vec<(usize, usize)> = self.phrases(Cue::Business).find(words, starts).collect();
+                let said = |found: &[(usize, usize)]| found.iter().filter(|x| asked(x)).count();
+                let domain = self.phrases(Cue::Domain).find(words, starts).filter(asked).count();
+                let asked_private = said(&private);
+                if business.is_empty() {
+                    ask = Ask::Outside;
+                } else {
+                    beside = asked_private > 0 && asked_private >= said(&business) + domain;
+                }
+                if ask == Ask::Outside || beside {
+                    for (start, len) in private {
+                        for c in &mut covered[start..start + len] {
+                            *c = true;
+                        }
                     }
                 }
             }
         }
-        (ask, covered)
+        (ask, beside, covered)
     }
 }
