@@ -272,13 +272,13 @@ impl Lang {
             if !private.is_empty() {
                 let asked = |(start, _): &(usize, usize)| asking.is_none_or(|a| a[*start]);
                 let business: Vec<(usize, usize)> = self.phrases(Cue::Business).find(words, starts).collect();
-                let said = |found: &[(usize, usize)]| found.iter().filter(|x| asked(x)).count();
-                let domain = self.phrases(Cue::Domain).find(words, starts).filter(asked).count();
+                let domain: Vec<(usize, usize)> = self.phrases(Cue::Domain).find(words, starts).collect();
+                let said = |found: &[(usize, usize)]| apart(found.iter().copied().filter(asked));
                 let asked_private = said(&private);
                 if business.is_empty() {
                     ask = Ask::Outside;
                 } else {
-                    beside = asked_private > 0 && asked_private >= said(&business) + domain;
+                    beside = asked_private > 0 && asked_private >= said(&business) + said(&domain);
                 }
                 if ask == Ask::Outside || beside {
                     for (start, len) in private {
@@ -291,4 +291,19 @@ impl Lang {
         }
         (ask, beside, covered)
     }
+}
+
+/// How many of the phrases found do not overlap an earlier one: "scolarité" and "scolarité de mes
+/// enfants" are one mention.
+fn apart(found: impl Iterator<Item = (usize, usize)>) -> usize {
+    let mut found: Vec<(usize, usize)> = found.collect();
+    found.sort_unstable();
+    let (mut end, mut count) = (0, 0);
+    for (start, len) in found {
+        if start >= end {
+            count += 1;
+        }
+        end = end.max(start + len);
+    }
+    count
 }

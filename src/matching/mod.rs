@@ -2175,5 +2175,12 @@ mod tests {
         let story = "My boss at the church told me about it. We sell bread to customers in town every single day of the week. \
                      Thanks. Where can my shop get a loan for an oven?";
         assert!(!private(story), "private life only in the story");
+        let index = {
+            let (mut lexicon, docs) = tiny_parts();
+            lexicon.cues.push(("en".into(), Cue::Private, "school fees of my children".into()));
+            Index::build(&lexicon, docs)
+        };
+        let text = "my shop pays the school fees of my children, where can it get a loan";
+        assert!(!index.analyze(text, "en").private, "overlapping private phrases are one mention");
     }
 }
