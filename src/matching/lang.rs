@@ -271,8 +271,11 @@ impl Lang {
             let private: Vec<(usize, usize)> = self.phrases(Cue::Private).find(words, starts).collect();
             if !private.is_empty() {
                 let asked = |(start, _): &(usize, usize)| asking.is_none_or(|a| a[*start]);
-                let business: Vec<(usize, usize)> = self.phrases(Cue::Business).find(words, starts).collect();
-                let domain: Vec<(usize, usize)> = self.phrases(Cue::Domain).find(words, starts).collect();
+                // A word of a business or the domain inside a private phrase ("credit" in "my credit
+                // card") is part of the private phrase.
+                let inside = |&(start, len): &(usize, usize)| private.iter().any(|&(p, l)| start >= p && start + len <= p + l);
+                let business: Vec<(usize, usize)> = self.phrases(Cue::Business).find(words, starts).filter(|x| !inside(x)).collect();
+                let domain: Vec<(usize, usize)> = self.phrases(Cue::Domain).find(words, starts).filter(|x| !inside(x)).collect();
                 let said = |found: &[(usize, usize)]| apart(found.iter().copied().filter(asked));
                 let asked_private = said(&private);
                 if business.is_empty() {

@@ -2217,9 +2217,12 @@ mod tests {
         let index = {
             let (mut lexicon, docs) = tiny_parts();
             lexicon.cues.push(("en".into(), Cue::Private, "school fees of my children".into()));
+            lexicon.cues.push(("en".into(), Cue::Private, "loan for my wedding".into()));
             Index::build(&lexicon, docs)
         };
         let text = "my shop pays the school fees of my children, where can it get a loan";
         assert!(!index.analyze(text, "en").private, "overlapping private phrases are one mention");
+        let text = "i have my shop, where can i get a loan for my wedding";
+        assert!(index.analyze(text, "en").private, "the loan inside a private phrase is part of it");
     }
 }
