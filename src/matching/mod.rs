@@ -547,6 +547,19 @@ impl Ranking {
         }
     }
 
+    /// The evidence below which the question is declined (unless it names the programme), and why
+    /// when it is not the usual threshold.
+    pub fn decline_below(&self, th: &Thresholds) -> (f32, Option<&'static str>) {
+        let a = &self.analysis;
+        if a.private {
+            (th.decline.max(PRIVATE_EVIDENCE), Some("private life beside a business"))
+        } else if a.unknown >= UNFAMILIAR_WORDS && !a.domain_term {
+            (th.decline.max(UNFAMILIAR_EVIDENCE), Some("unfamiliar words and no term of the domain"))
+        } else {
+            (th.decline, None)
+        }
+    }
+
     /// The decision under some thresholds.
     pub fn decide(&self, th: &Thresholds) -> Match {
         if self.pattern {
@@ -565,7 +578,8 @@ impl Ranking {
         if !self.on_topic || !self.grounded {
             return Match::Nothing;
         }
-        if self.analysis.private && evidence < PRIVATE_EVIDENCE && !self.named {
+        let (decline, _) = self.decline_below(th);
+        if self.analysis.private && evidence < decline && !self.named {
             return Match::Nothing;
         }
         // A question that names a programme or organisation of the content is never declined. A
@@ -573,10 +587,8 @@ impl Ranking {
         // has too little evidence for an answer, but is in the domain: its best documents are
         // offered by name rather than declined; so is one whose topic is only a need, with one
         // word the content does not know ("how can I get a loan for my bakery").
-        let a = &self.analysis;
-        let unfamiliar = a.unknown >= UNFAMILIAR_WORDS && !a.domain_term;
-        let decline = if unfamiliar { th.decline.max(UNFAMILIAR_EVIDENCE) } else { th.decline };
         if evidence < decline && !self.named {
+            let a = &self.analysis;
             let in_domain = a.names_need && (a.unknown == 0 || (a.need_only && a.domain_term && a.unknown <= VAGUE_UNKNOWN));
             if in_domain && evidence >= VAGUE_FLOOR {
                 let offered = self.top.iter().take(3).map(|(d, s)| (*d, ((s - self.null).max(0.0) / th.answer).min(0.5))).collect();
@@ -1783,11 +1795,13 @@ impl Index {
             let second = ranking.top.get(1).map_or(0.0, |(_, s)| *s);
             let best = ranking.top.first().map_or(0.0, |(_, s)| *s);
             let margin = if best > 0.0 { (best - second) / best } else { 0.0 };
+            let (decline, why) = ranking.decline_below(&THRESHOLDS);
             let _ = writeln!(
                 out,
-                "evidence {:.2} (decline below {}, answer from {}), margin {:.2} (answer from {}), on topic: {}, grounded: {}, names it: {}",
+                "evidence {:.2} (decline below {}{}, answer from {}), margin {:.2} (answer from {}), on topic: {}, grounded: {}, names it: {}",
                 ranking.evidence(),
-                THRESHOLDS.decline,
+                decline,
+                why.map(|w| format!(": {w}")).unwrap_or_default(),
                 THRESHOLDS.answer,
                 margin,
                 THRESHOLDS.margin,
