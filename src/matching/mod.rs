@@ -153,7 +153,8 @@ const VAGUE_UNKNOWN: usize = 1;
 /// out-of-domain questions (a fridge bought from a trader, a trader's children's school fees, at
 /// 5.4 and 6.7) and loses no right answer; without the floor a Zambian farmer's long question, whose
 /// asking sentences name a neighbour and producers, is declined at 18.5. Round 18 (256 fresh
-/// questions, never read) declines 4 more of its 128 out-of-domain questions and loses none.
+/// questions, not read at the time) declines 4 more of its 128 out-of-domain questions and loses
+/// none.
 const PRIVATE_EVIDENCE: f32 = 10.0;
 /// A question with at least this many words the content does not know and no clear term of the
 /// domain (`[domain]` or `[business]` of `knowledge/cues.toml`) is about something else unless
