@@ -277,10 +277,10 @@ impl Lang {
                 let business: Vec<(usize, usize)> = self.phrases(Cue::Business).find(words, starts).filter(|x| !inside(x)).collect();
                 let domain: Vec<(usize, usize)> = self.phrases(Cue::Domain).find(words, starts).filter(|x| !inside(x)).collect();
                 let said = |found: &[(usize, usize)]| apart(found.iter().copied().filter(asked));
-                let asked_private = said(&private);
                 if business.is_empty() {
                     ask = Ask::Outside;
                 } else {
+                    let asked_private = said(&private);
                     beside = asked_private > 0 && asked_private >= said(&business) + said(&domain);
                 }
                 if ask == Ask::Outside || beside {

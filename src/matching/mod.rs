@@ -580,17 +580,15 @@ impl Ranking {
             return Match::Nothing;
         }
         let (decline, _) = self.decline_below(th);
-        if self.analysis.private && evidence < decline && !self.named {
-            return Match::Nothing;
-        }
         // A question that names a programme or organisation of the content is never declined. A
         // short one that names a need of the content ("how do i get a lon", "credito en ugnada")
         // has too little evidence for an answer, but is in the domain: its best documents are
         // offered by name rather than declined; so is one whose topic is only a need, with one
-        // word the content does not know ("how can I get a loan for my bakery").
+        // word the content does not know ("how can I get a loan for my bakery"). Private life beside
+        // a business is not offered anything.
         if evidence < decline && !self.named {
             let a = &self.analysis;
-            let in_domain = a.names_need && (a.unknown == 0 || (a.need_only && a.domain_term && a.unknown <= VAGUE_UNKNOWN));
+            let in_domain = !a.private && a.names_need && (a.unknown == 0 || (a.need_only && a.domain_term && a.unknown <= VAGUE_UNKNOWN));
             if in_domain && evidence >= VAGUE_FLOOR {
                 let offered = self.top.iter().take(3).map(|(d, s)| (*d, ((s - self.null).max(0.0) / th.answer).min(0.5))).collect();
                 return Match::Choose(offered);
