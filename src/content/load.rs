@@ -48,9 +48,11 @@
 //! the rendering of recurring terms per language (`[term.<id>]` with `en`, `fr`, ... and
 //! `avoid.<lang>`); see [`glossary_findings`].
 //! `knowledge/cues.toml` (optional) lists the cue phrases of question types per language:
-//! `[provider]`, `[approach]`, `[personal]`, `[source]`, each with `<lang> = ["phrase", ...]` (see
-//! [`crate::matching::Cue`]); every kind it has needs every language, and a phrase may appear once
-//! per language.
+//! `[provider]`, `[approach]`, `[personal]`, `[outside]`, `[source]`, `[domain]`, `[business]`,
+//! `[private]`, `[you]`, `[transact]`, `[between]`, `[greeting]`, each with
+//! `<lang> = ["phrase", ...]` (see [`crate::matching::Cue`]); every kind it has needs every
+//! language, and a phrase may appear once per language (`[you]` and `[transact]` apart from the
+//! others); `[transact]` and `[between]` list single words.
 //! Every other `knowledge/**/*.toml` holds one entry; the README's "Content files" shows every key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -829,8 +831,8 @@ impl Builder {
                 for phrase in phrases {
                     let normal = normalize(phrase.get_ref());
                     let at_start = phrase.get_ref().trim_start().starts_with('^');
-                    if at_start && !matches!(kind, Cue::Personal | Cue::Outside | Cue::Provider | Cue::Approach) {
-                        root.file.error(&phrase.span(), format!("cue \"{}\": `^` (start of a sentence) is for `[personal]`, `[outside]`, `[provider]` and `[approach]` only", phrase.get_ref()));
+                    if at_start && !matches!(kind, Cue::Personal | Cue::Outside | Cue::Provider | Cue::Approach | Cue::You) {
+                        root.file.error(&phrase.span(), format!("cue \"{}\": `^` (start of a sentence) is for `[personal]`, `[outside]`, `[provider]`, `[approach]` and `[you]` only", phrase.get_ref()));
                         continue;
                     }
                     // Kept as written: the index reads the mark (`matching::Index::build`).
@@ -839,12 +841,19 @@ impl Builder {
                         root.file.error(&phrase.span(), format!("cue \"{}\" has no letters or digits", phrase.get_ref()));
                         continue;
                     }
-                    if let Some(first) = seen.get(&(lang.clone(), normal.clone())) {
+                    if matches!(kind, Cue::Transact | Cue::Between) && normal.contains(' ') {
+                        root.file.error(&phrase.span(), format!("cue \"{}\": `[{}]` lists single words", phrase.get_ref(), kind.name()));
+                        continue;
+                    }
+                    // `[you]` and `[transact]` are read with each other, not as phrases of a kind: a
+                    // word of them may also be a phrase of another table ("loan" is of `[domain]`).
+                    let key = if matches!(kind, Cue::You | Cue::Transact) { format!("{}\n{normal}", kind.name()) } else { normal.clone() };
+                    if let Some(first) = seen.get(&(lang.clone(), key.clone())) {
                         let other = if *first == kind { String::new() } else { format!(" under `[{}]`", first.name()) };
                         root.file.error(&phrase.span(), format!("cue \"{}\" is already listed{other} in `{lang}`", phrase.get_ref()));
                         continue;
                     }
-                    seen.insert((lang.clone(), normal.clone()), kind);
+                    seen.insert((lang.clone(), key), kind);
                     self.cues.push((lang.clone(), kind, normal));
                 }
             }

@@ -67,6 +67,16 @@ pub enum Cue {
     /// word of a business ([`Cue::Business`]) is [`Ask::Outside`], declined ("a quick loan for school
     /// fees"); one with a business word is not ("my shop pays the school fees, how can it borrow?").
     Private,
+    /// "Can you", "vous pouvez me", "^me pueden": words that address the advisor. Followed by a word
+    /// of [`Cue::Transact`] (with words of `[greeting]` between: "can you please lend"), they make a
+    /// request to the advisor itself ([`Ask::Personal`]) in the sentences that ask.
+    You,
+    /// "Lend", "acheter", "donar", "investir": what a lender, donor, buyer, seller or employer does,
+    /// compared by stem, so every form of the verb counts ("vous prêtez", "ustedes me compren").
+    Transact,
+    /// "Me", "please", "pourriez", "lo puede": words that may stand between a phrase of
+    /// [`Cue::You`] and a word of [`Cue::Transact`] ("su institución me lo puede prestar").
+    Between,
     /// "Hello", "buenas", "bom dia": words that may come before a phrase written `^phrase`, which
     /// matches only at the start of a sentence ("^me pueden prestar" is a request to the advisor;
     /// "¿dónde me pueden prestar?" asks who lends).
@@ -74,8 +84,20 @@ pub enum Cue {
 }
 
 impl Cue {
-    pub const ALL: [Cue; 9] =
-        [Cue::Provider, Cue::Approach, Cue::Personal, Cue::Outside, Cue::Source, Cue::Domain, Cue::Business, Cue::Private, Cue::Greeting];
+    pub const ALL: [Cue; 12] = [
+        Cue::Provider,
+        Cue::Approach,
+        Cue::Personal,
+        Cue::Outside,
+        Cue::Source,
+        Cue::Domain,
+        Cue::Business,
+        Cue::Private,
+        Cue::You,
+        Cue::Transact,
+        Cue::Between,
+        Cue::Greeting,
+    ];
 
     /// The table that lists them in `knowledge/cues.toml`.
     pub fn name(self) -> &'static str {
@@ -88,6 +110,9 @@ impl Cue {
             Cue::Domain => "domain",
             Cue::Business => "business",
             Cue::Private => "private",
+            Cue::You => "you",
+            Cue::Transact => "transact",
+            Cue::Between => "between",
             Cue::Greeting => "greeting",
         }
     }
@@ -138,6 +163,10 @@ pub struct Lang {
     cues: [Phrases; Cue::ALL.len()],
     /// The words of the greetings that may come before a `^phrase`.
     greetings: HashSet<String>,
+    /// The stems of the words of `[transact]`.
+    transact: HashSet<String>,
+    /// The words of `[between]`.
+    between: HashSet<String>,
 }
 
 impl std::fmt::Debug for Lang {
@@ -164,6 +193,8 @@ impl Lang {
             stopwords: stopwords.into_iter().collect(),
             cues: std::array::from_fn(|_| Phrases::default()),
             greetings: HashSet::new(),
+            transact: HashSet::new(),
+            between: HashSet::new(),
         };
         for (kind, phrase) in cues {
             let words: Vec<String> = phrase.split(' ').filter(|w| !w.is_empty()).map(str::to_string).collect();
@@ -172,6 +203,11 @@ impl Lang {
             }
             match kind {
                 Cue::Greeting => lang.greetings.extend(words.into_iter().filter(|w| w != START)),
+                Cue::Between => lang.between.extend(words.into_iter().filter(|w| w != START)),
+                Cue::Transact => {
+                    let stems: Vec<String> = words.iter().map(|w| lang.stem(w)).collect();
+                    lang.transact.extend(stems);
+                }
                 kind => lang.cues[kind as usize].push(words),
             }
         }
@@ -263,6 +299,14 @@ impl Lang {
                 }
             }
         }
+        if ask == Ask::General
+            && let Some((start, end)) = self.addressed(words, asking, starts)
+        {
+            ask = Ask::Personal;
+            for c in &mut covered[start..end] {
+                *c = true;
+            }
+        }
         // Private life without a word of a business, anywhere in the message: outside; with a word of
         // a business, private life when the question proper says more of it than of the business
         // and the domain. Either way its words show as the question type in `explain`.
@@ -295,6 +339,32 @@ impl Lang {
         (ask, beside, covered)
     }
 }
+
+impl Lang {
+    /// Where the sentences that ask address the advisor with a word of `[you]` followed by one of
+    /// `[transact]` ("can u please lend", "vous pouvez me prêter", "ustedes me compran"): the words
+    /// from the one to the other. Only words of `[greeting]` and `[between]` may come between, at
+    /// most [`BETWEEN`] of them ("please", "me lo puede").
+    fn addressed(&self, words: &[&str], asking: Option<&[bool]>, starts: &[bool]) -> Option<(usize, usize)> {
+        if self.transact.is_empty() {
+            return None;
+        }
+        self.phrases(Cue::You).find(words, starts).find_map(|(start, len)| {
+            if asking.is_some_and(|a| !a[start]) {
+                return None;
+            }
+            let mut i = start + len;
+            while i < start + len + BETWEEN && words.get(i).is_some_and(|w| self.greetings.contains(*w) || self.between.contains(*w)) {
+                i += 1;
+            }
+            let verb = words.get(i)?;
+            (verb.chars().count() > 2 && self.transact.contains(&self.stem(verb))).then_some((start, i + 1))
+        })
+    }
+}
+
+/// At most this many words may stand between a phrase of `[you]` and a word of `[transact]`.
+const BETWEEN: usize = 3;
 
 /// How many of the phrases found do not overlap an earlier one: "scolarité" and "scolarité de mes
 /// enfants" are one mention.

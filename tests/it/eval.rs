@@ -59,3 +59,41 @@ fn the_test_split_meets_the_floors_and_eval_reports_the_targets() {
     assert!(wrong <= CEILING_CONFIDENT_WRONG, "confident wrong {wrong}%:\n{report}");
     assert!(declined as f32 >= FLOOR_OOD_DECLINED * ood as f32, "out-of-domain declined {declined}/{ood}:\n{report}");
 }
+
+/// The shipped `[you]` and `[transact]` cues: a request to the advisor itself to lend, buy or
+/// invest is declined in every language, while asking it for information, or asking who lends, is
+/// not (no verb of what the advisor does, such as "give" or "send", may be in `[transact]`).
+#[test]
+fn requests_to_the_advisor_itself_are_told_from_requests_for_information() {
+    use sme_advisor::matching::Ask;
+    let content = support::shipped();
+    let requests = [
+        ("en", "hello do u want to buy my cashew nuts? 2 tonnes ready"),
+        ("en", "could you please lend us 300 dollars for stock"),
+        ("en", "does your organisation invest in small restaurants?"),
+        ("fr", "vous voulez acheter mes noix de cajou? bon prix"),
+        ("fr", "pourriez-vous m'accorder un prêt de 500 000 FCFA ?"),
+        ("es", "ustedes me compran el cafe? a cuanto pagan"),
+        ("es", "su institucion me lo puede prestar?"),
+        ("pt", "voces compram castanha de caju?"),
+        ("pt", "voces poderiam me emprestar 2 mil dolares?"),
+    ];
+    for (lang, text) in requests {
+        assert_eq!(content.index.ask(text, lang), Ask::Personal, "{lang}: {text}");
+    }
+    let questions = [
+        ("en", "can you give me the contact of EMPRETEC Ghana"),
+        ("en", "could you tell me who lends to small bakeries"),
+        ("en", "how do you sell to a big supermarket chain?"),
+        ("en", "can you send me the list of programmes in Kenya"),
+        ("fr", "vous pouvez me donner les contacts de l'ONUDI ?"),
+        ("fr", "qui peut me prêter pour ma boutique ?"),
+        ("es", "me pueden dar informacion sobre creditos para pymes"),
+        ("es", "que empresas grandes de aca podrian comprar a una pyme?"),
+        ("pt", "voces podem me dar informacoes sobre credito?"),
+        ("pt", "o que uma empresa precisa mostrar para uma multinacional que opera aqui comprar dela"),
+    ];
+    for (lang, text) in questions {
+        assert_ne!(content.index.ask(text, lang), Ask::Personal, "{lang}: {text}");
+    }
+}
