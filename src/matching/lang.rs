@@ -68,8 +68,9 @@ pub enum Cue {
     /// fees"); one with a business word is not ("my shop pays the school fees, how can it borrow?").
     Private,
     /// "Can you", "vous pouvez me", "^me pueden": words that address the advisor. Followed by a word
-    /// of [`Cue::Transact`] (with words of `[greeting]` between: "can you please lend"), they make a
-    /// request to the advisor itself ([`Ask::Personal`]) in the sentences that ask.
+    /// of [`Cue::Transact`] (with words of `[greeting]` or [`Cue::Between`] between: "can you please
+    /// lend"), they make a request to the advisor itself ([`Ask::Personal`]) in the sentences that
+    /// ask.
     You,
     /// "Lend", "acheter", "donar", "investir": what a lender, donor, buyer, seller or employer does,
     /// compared by stem, so every form of the verb counts ("vous prêtez", "ustedes me compren").
@@ -338,9 +339,7 @@ impl Lang {
         }
         (ask, beside, covered)
     }
-}
 
-impl Lang {
     /// Where the sentences that ask address the advisor with a word of `[you]` followed by one of
     /// `[transact]` ("can u please lend", "vous pouvez me prêter", "ustedes me compran"): the words
     /// from the one to the other. Only words of `[greeting]` and `[between]` may come between, at

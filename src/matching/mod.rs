@@ -493,7 +493,8 @@ pub struct Analysis {
     /// Words that are neither stopwords nor terms of the content (of a long message, in the
     /// sentences that ask).
     pub unknown: usize,
-    /// Whether the question names a need of the vocabulary (credit, training...).
+    /// Whether the question names a need of the vocabulary (credit, training...) in a word as typed,
+    /// not one corrected into it.
     pub names_need: bool,
     /// Whether its topical terms are all needs of the vocabulary ("how can I get a loan for my
     /// bakery"): a question about a need in general. For a long message, in the sentences that ask.
