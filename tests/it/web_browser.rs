@@ -74,8 +74,21 @@ async fn unlabelled(client: &Client) -> Vec<String> {
     value.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect()
 }
 
+/// The page's text. A page still loading after a click may replace its body between finding it
+/// and reading it (a stale element under a loaded machine): try again for up to five seconds.
 async fn text(client: &Client) -> String {
-    client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+    let mut last = String::new();
+    for _ in 0..50 {
+        match client.find(Locator::Css("body")).await {
+            Ok(body) => match body.text().await {
+                Ok(text) => return text,
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page's text could not be read: {last}");
 }
 
 async fn wait_path(client: &Client, path: &str) {
