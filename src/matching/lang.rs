@@ -295,18 +295,14 @@ impl Lang {
                 if ask == Ask::General {
                     ask = kind;
                 }
-                for c in &mut covered[start..start + len] {
-                    *c = true;
-                }
+                covered[start..start + len].fill(true);
             }
         }
         if ask == Ask::General
             && let Some((start, end)) = self.addressed(words, asking, starts)
         {
             ask = Ask::Personal;
-            for c in &mut covered[start..end] {
-                *c = true;
-            }
+            covered[start..end].fill(true);
         }
         // Private life without a word of a business, anywhere in the message: outside; with a word of
         // a business, private life when the question proper says more of it than of the business
@@ -330,9 +326,7 @@ impl Lang {
                 }
                 if ask == Ask::Outside || beside {
                     for (start, len) in private {
-                        for c in &mut covered[start..start + len] {
-                            *c = true;
-                        }
+                        covered[start..start + len].fill(true);
                     }
                 }
             }

@@ -1536,6 +1536,12 @@ impl Index {
         lifted
     }
 
+    /// What a term's weight counts for in a score: an ordinary word ([`ORDINARY`]) less than a word
+    /// that names a document or a context term.
+    fn factor(&self, t: u32) -> f32 {
+        if self.anchor[t as usize] || self.context[t as usize] { 1.0 } else { ORDINARY }
+    }
+
     /// The evidence of a question's terms other than proper names and context terms: what the
     /// question says of its own beside the organisation or programme it names.
     fn unnamed_evidence(&self, terms: &[QTerm]) -> f32 {
@@ -1544,7 +1550,7 @@ impl Index {
         let proper = |t: u32| self.named[t as usize] || self.name_docs.get(t as usize).is_some_and(|d| !d.is_empty());
         for q in terms.iter().filter(|q| !self.context[q.term as usize] && !proper(q.term)) {
             for &(d, w) in &self.postings[q.lang][q.term as usize] {
-                scores[d as usize] += w * q.weight * if self.anchor[q.term as usize] { 1.0 } else { ORDINARY };
+                scores[d as usize] += w * q.weight * self.factor(q.term);
             }
         }
         let best = scores.iter().copied().fold(0.0f32, f32::max);
@@ -1618,7 +1624,7 @@ impl Index {
                 if *s == 0.0 {
                     touched.push(d);
                 }
-                *s += w * q.weight * if self.anchor[q.term as usize] || is_context { 1.0 } else { ORDINARY };
+                *s += w * q.weight * self.factor(q.term);
                 topical[d as usize] |= !is_context;
                 if !is_context {
                     hits[d as usize] = hits[d as usize].saturating_add(1);
